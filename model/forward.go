@@ -1,0 +1,153 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/gpt2go/gpt2/kernels"
+)
+
+// Cache holds the keys and values of the positions a sequence has seen, so
+// that each new token costs one position of work. It is allocated once, at
+// the model's full context.
+type Cache struct {
+	K, V [][]float32 // per layer, [n_ctx, C]
+	Len  int         // positions filled
+}
+
+// NewCache allocates a key/value cache for one sequence.
+func (m *Model) NewCache() *Cache {
+	c := m.Config
+	kc := &Cache{K: make([][]float32, c.NLayer), V: make([][]float32, c.NLayer)}
+	for l := range c.NLayer {
+		kc.K[l] = make([]float32, c.NCtx*c.NEmbd)
+		kc.V[l] = make([]float32, c.NCtx*c.NEmbd)
+	}
+	return kc
+}
+
+// Reset empties the cache for reuse by a new sequence.
+func (c *Cache) Reset() { c.Len = 0 }
+
+// Truncate forgets every position from n on.
+func (c *Cache) Truncate(n int) {
+	if n < c.Len {
+		c.Len = max(n, 0)
+	}
+}
+
+// Step is one sequence's part of a batched forward pass: its cache and the
+// tokens to append to it.
+type Step struct {
+	Cache  *Cache
+	Tokens []int
+	// All asks for logits at every new position; otherwise only the last
+	// position's logits are computed.
+	All bool
+}
+
+// Forward appends each step's tokens to its sequence and returns, for each
+// step, the logits at its new positions (All) or at its last one, as
+// [positions, vocab] row-major. The tokens of all steps go through the
+// dense layers together, which is what makes batching pay.
+func (m *Model) Forward(steps []Step) ([][]float32, error) {
+	cfg := m.Config
+	C, V := cfg.NEmbd, cfg.VocabSize
+	n := 0
+	for i, s := range steps {
+		if len(s.Tokens) == 0 {
+			return nil, fmt.Errorf("forward: step %d has no tokens", i)
+		}
+		if s.Cache.Len+len(s.Tokens) > cfg.NCtx {
+			return nil, fmt.Errorf("forward: %d cached + %d new positions > n_ctx %d: %w",
+				s.Cache.Len, len(s.Tokens), cfg.NCtx, ErrContext)
+		}
+		for _, id := range s.Tokens {
+			if id < 0 || id >= V {
+				return nil, fmt.Errorf("forward: token %d (vocabulary has %d): %w", id, V, ErrToken)
+			}
+		}
+		n += len(s.Tokens)
+	}
+
+	x := make([]float32, n*C)   // residual stream
+	ln := make([]float32, n*C)  // layer-norm output
+	qkv := make([]float32, n*3*C)
+	att := make([]float32, n*C)
+	tmp := make([]float32, n*C)
+	fc := make([]float32, n*4*C)
+
+	// Embeddings: token plus position.
+	row := 0
+	for _, s := range steps {
+		for j, id := range s.Tokens {
+			xr := x[row*C : (row+1)*C]
+			m.WTE.Row(xr, id)
+			p := m.WPE[(s.Cache.Len+j)*C : (s.Cache.Len+j+1)*C]
+			kernels.Add(xr, xr, p)
+			row++
+		}
+	}
+
+	eps := float32(cfg.LayerNormEps)
+	hs := cfg.HeadSize()
+	for l := range m.Blocks {
+		b := &m.Blocks[l]
+		kernels.LayerNorm(ln, x, b.LN1G, b.LN1B, n, C, eps)
+		kernels.MatMul(qkv, ln, n, &b.Attn.W, b.Attn.B)
+		row := 0
+		for _, s := range steps {
+			t, pos := len(s.Tokens), s.Cache.Len
+			kc, vc := s.Cache.K[l], s.Cache.V[l]
+			for j := range t {
+				r := qkv[(row+j)*3*C : (row+j+1)*3*C]
+				copy(kc[(pos+j)*C:(pos+j+1)*C], r[C:2*C])
+				copy(vc[(pos+j)*C:(pos+j+1)*C], r[2*C:])
+				copy(tmp[(row+j)*C:(row+j+1)*C], r[:C]) // queries, packed
+			}
+			kernels.Attention(att[row*C:(row+t)*C], tmp[row*C:(row+t)*C], kc, vc, t, pos, cfg.NHead, hs, C)
+			row += t
+		}
+		kernels.MatMul(tmp, att, n, &b.AttnProj.W, b.AttnProj.B)
+		kernels.Add(x, x, tmp)
+
+		kernels.LayerNorm(ln, x, b.LN2G, b.LN2B, n, C, eps)
+		kernels.MatMul(fc, ln, n, &b.FC.W, b.FC.B)
+		kernels.GELU(fc, fc)
+		kernels.MatMul(tmp, fc, n, &b.FCProj.W, b.FCProj.B)
+		kernels.Add(x, x, tmp)
+	}
+
+	// Final layer norm and logits, only at the positions asked for.
+	out := make([][]float32, len(steps))
+	var rows []int
+	row = 0
+	for _, s := range steps {
+		t := len(s.Tokens)
+		if s.All {
+			for j := range t {
+				rows = append(rows, row+j)
+			}
+		} else {
+			rows = append(rows, row+t-1)
+		}
+		row += t
+		s.Cache.Len += t
+	}
+	h := make([]float32, len(rows)*C)
+	for i, r := range rows {
+		copy(h[i*C:(i+1)*C], x[r*C:(r+1)*C])
+	}
+	kernels.LayerNorm(h, h, m.LNFG, m.LNFB, len(rows), C, eps)
+	logits := make([]float32, len(rows)*V)
+	kernels.MatMulT(logits, h, len(rows), m.Output())
+	off := 0
+	for i, s := range steps {
+		k := 1
+		if s.All {
+			k = len(s.Tokens)
+		}
+		out[i] = logits[off*V : (off+k)*V : (off+k)*V]
+		off += k
+	}
+	return out, nil
+}
