@@ -64,7 +64,10 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().IntVar(&threads, "threads", 0, "threads for the kernels (0 = all cores)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-	// Each command lives in its own file.
+		// Each command lives in its own file.
+		newTokenizeCmd(), newDetokenizeCmd(), newScoreCmd(), newGenerateCmd(),
+		newTrainCmd(), newPrepareCmd(),
+		newEvalCmd(),
 	)
 	return root
 }

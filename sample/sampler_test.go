@@ -1,0 +1,414 @@
+package sample
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// softmaxAt returns the probabilities of logits/temp.
+func softmaxAt(logits []float32, temp float64) []float64 {
+	z := make([]float32, len(logits))
+	for i, v := range logits {
+		z[i] = float32(float64(v) / temp)
+	}
+	lp := LogSoftmax(z)
+	p := make([]float64, len(lp))
+	for i, v := range lp {
+		p[i] = math.Exp(v)
+	}
+	return p
+}
+
+// chiSquare is Pearson's statistic for counts against probabilities p
+// (cells with p = 0 must have no counts: that returns +Inf).
+func chiSquare(counts []int, p []float64, n int) float64 {
+	var x float64
+	for i, c := range counts {
+		e := p[i] * float64(n)
+		if e == 0 {
+			if c != 0 {
+				return math.Inf(1)
+			}
+			continue
+		}
+		d := float64(c) - e
+		x += d * d / e
+	}
+	return x
+}
+
+func draws(t *testing.T, p Params, logits []float32, n int) []int {
+	t.Helper()
+	s, err := NewSampler(p, len(logits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]int, len(logits))
+	for range n {
+		counts[s.Sample(logits)]++
+	}
+	return counts
+}
+
+// The chi-square critical value for 4 degrees of freedom at p = 0.001 is
+// 18.47; with a fixed seed the statistic is deterministic, so this is a
+// check of the distribution, not a flaky test.
+const chi2Crit4 = 18.47
+
+func TestTemperatureDistribution(t *testing.T) {
+	logits := []float32{0, 1, 2, 3, -1}
+	const n = 20000
+	for _, temp := range []float64{0.5, 1, 2} {
+		counts := draws(t, Params{Temperature: temp, Seed: 1}, logits, n)
+		if x := chiSquare(counts, softmaxAt(logits, temp), n); x > chi2Crit4 {
+			t.Errorf("temperature %g: counts %v, chi-square %.1f against softmax(logits/T) > %.2f", temp, counts, x, chi2Crit4)
+		}
+		if temp != 1 {
+			// The test can tell temperatures apart.
+			if x := chiSquare(counts, softmaxAt(logits, 1), n); x < 100 {
+				t.Errorf("temperature %g: counts %v fit temperature 1 too (chi-square %.1f)", temp, counts, x)
+			}
+		}
+	}
+}
+
+func TestTopKTopPDistribution(t *testing.T) {
+	const n = 20000
+	logits := []float32{0, 1, 2, 3, -1}
+	// Top-k 2 keeps tokens 3 and 2, renormalised.
+	counts := draws(t, Params{Temperature: 1, TopK: 2, Seed: 2}, logits, n)
+	p := softmaxAt([]float32{float32(math.Inf(-1)), float32(math.Inf(-1)), 2, 3, float32(math.Inf(-1))}, 1)
+	if x := chiSquare(counts, p, n); x > chi2Crit4 {
+		t.Errorf("top-k 2: counts %v, chi-square %.1f", counts, x)
+	}
+
+	// Probabilities 0.5, 0.3, 0.15, 0.05: top-p 0.75 keeps the first two,
+	// 0.85 the first three.
+	probs := []float64{0.5, 0.3, 0.15, 0.05}
+	lg := make([]float32, len(probs))
+	for i, q := range probs {
+		lg[i] = float32(math.Log(q))
+	}
+	for _, c := range []struct {
+		topP float64
+		keep int
+	}{{0.75, 2}, {0.85, 3}, {0.4, 1}} {
+		counts := draws(t, Params{Temperature: 1, TopP: c.topP, Seed: 3}, lg, n)
+		want := make([]float64, len(probs))
+		var sum float64
+		for i := range c.keep {
+			sum += probs[i]
+		}
+		for i := range c.keep {
+			want[i] = probs[i] / sum
+		}
+		if x := chiSquare(counts, want, n); x > chi2Crit4 {
+			t.Errorf("top-p %g: counts %v, want proportions %v (chi-square %.1f)", c.topP, counts, want, x)
+		}
+	}
+}
+
+func TestGreedyLimits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	logits := make([]float32, 1000)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64())
+	}
+	want := argmaxF32(logits)
+	for _, p := range []Params{
+		{},
+		{Temperature: 1, TopK: 1, Seed: 9},
+		{Temperature: 5, TopP: 1e-9, Seed: 9},
+		{Temperature: 0.7, TopK: 1, TopP: 0.5, Seed: 9},
+	} {
+		s, err := NewSampler(p, len(logits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			if got := s.Sample(logits); got != want {
+				t.Fatalf("%+v: sampled %d, want the argmax %d", p, got, want)
+			}
+		}
+	}
+}
+
+func argmaxF32(z []float32) int {
+	best := 0
+	for i, v := range z {
+		if v > z[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func TestSampleDeterministicAndPure(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	logits := make([]float32, 5000)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() * 3)
+	}
+	orig := slices.Clone(logits)
+	p := Params{Temperature: 0.9, TopK: 200, TopP: 0.9, RepetitionPenalty: 1.3, PresencePenalty: 0.2, FrequencyPenalty: 0.1, LogitBias: map[int]float32{7: 5}, Seed: 42}
+	run := func() []int {
+		s, err := NewSampler(p, len(logits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ObserveContext(1, 2, 3)
+		var out []int
+		for range 200 {
+			id := s.Sample(logits)
+			s.Observe(id)
+			out = append(out, id)
+		}
+		return out
+	}
+	a, b := run(), run()
+	if !slices.Equal(a, b) {
+		t.Fatalf("same seed, different tokens:\n%v\n%v", a, b)
+	}
+	if !slices.Equal(logits, orig) {
+		t.Fatal("Sample modified the caller's logits")
+	}
+	p.Seed++
+	if c := run(); slices.Equal(a, c) {
+		t.Fatal("a different seed gave the same 200 tokens")
+	}
+}
+
+func TestPenaltiesAndBiasExact(t *testing.T) {
+	logits := []float32{2, -1, 0.5, 3, -2}
+	newS := func(p Params) *Sampler {
+		s, err := NewSampler(p, len(logits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	check := func(name string, got, want []float64) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: adjusted logits %v, want %v", name, got, want)
+		}
+	}
+
+	s := newS(Params{RepetitionPenalty: 2})
+	s.ObserveContext(0, 1, 0)
+	check("repetition", s.adjust(logits), []float64{1, -2, 0.5, 3, -2})
+
+	s = newS(Params{PresencePenalty: 0.5, FrequencyPenalty: 0.25})
+	s.ObserveContext(0) // the prompt does not count
+	s.Observe(2)
+	s.Observe(2)
+	s.Observe(3)
+	check("presence+frequency", s.adjust(logits), []float64{2, -1, 0.5 - 0.5 - 0.5, 3 - 0.5 - 0.25, -2})
+
+	s = newS(Params{LogitBias: map[int]float32{4: 10, 3: -100}})
+	check("bias", s.adjust(logits), []float64{2, -1, 0.5, -97, 8})
+
+	// Everything at once, in order: bias, repetition, presence/frequency.
+	s = newS(Params{LogitBias: map[int]float32{1: 3}, RepetitionPenalty: 4, PresencePenalty: 1})
+	s.Observe(1) // -1+3 = 2 → 2/4 = 0.5 → 0.5-1 = -0.5
+	check("combined", s.adjust(logits), []float64{2, -0.5, 0.5, 3, -2})
+
+	// The outcome of greedy decoding follows.
+	for _, c := range []struct {
+		name    string
+		p       Params
+		context []int
+		gen     []int
+		want    int
+	}{
+		{"plain", Params{}, nil, nil, 3},
+		{"bias", Params{LogitBias: map[int]float32{4: 10}}, nil, nil, 4},
+		{"ban", Params{LogitBias: map[int]float32{3: -100}}, nil, nil, 0},
+		{"repetition", Params{RepetitionPenalty: 2}, []int{3}, nil, 0},                                             // 3/2 = 1.5 < 2
+		{"repetition-negative", Params{RepetitionPenalty: 0.5}, []int{1}, nil, 3},                                  // -1*0.5 = -0.5: still below 3
+		{"presence ignores prompt", Params{PresencePenalty: 5}, []int{3}, nil, 3},                                  // prompt tokens are not penalised
+		{"presence", Params{PresencePenalty: 1.5}, nil, []int{3}, 0},                                               // 3-1.5 = 1.5 < 2
+		{"frequency", Params{FrequencyPenalty: 0.6}, nil, []int{3, 3}, 0},                                          // 3-1.2 = 1.8 < 2
+		{"frequency once", Params{FrequencyPenalty: 0.6}, nil, []int{3}, 3},                                        // 3-0.6 = 2.4 > 2
+		{"negative presence", Params{PresencePenalty: -2}, nil, []int{2}, 3},                                       // 0.5+2 = 2.5 < 3
+		{"negative presence wins", Params{PresencePenalty: -3}, nil, []int{2}, 2},                                  // 0.5+3 = 3.5 > 3
+		{"bias then repetition", Params{LogitBias: map[int]float32{0: 2}, RepetitionPenalty: 2}, []int{0}, nil, 3}, // (2+2)/2 = 2 < 3
+	} {
+		s := newS(c.p)
+		s.ObserveContext(c.context...)
+		for _, id := range c.gen {
+			s.Observe(id)
+		}
+		if got := s.Sample(logits); got != c.want {
+			t.Errorf("%s: greedy picked %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	const vocab = 100
+	good := []Params{{}, {Temperature: 1, TopK: 5, TopP: 1, RepetitionPenalty: 1}, {TopP: 0.001}, {LogitBias: map[int]float32{0: -100, 99: 100}}}
+	for _, p := range good {
+		if err := p.Validate(vocab); err != nil {
+			t.Errorf("%+v: %v", p, err)
+		}
+	}
+	for _, c := range []struct {
+		p    Params
+		want string
+	}{
+		{Params{Temperature: -0.1}, "temperature"},
+		{Params{Temperature: math.NaN()}, "temperature"},
+		{Params{Temperature: math.Inf(1)}, "temperature"},
+		{Params{TopK: -1}, "top_k"},
+		{Params{TopP: 1.5}, "top_p"},
+		{Params{TopP: -0.1}, "top_p"},
+		{Params{TopP: math.NaN()}, "top_p"},
+		{Params{RepetitionPenalty: -1}, "repetition"},
+		{Params{PresencePenalty: math.Inf(-1)}, "presence"},
+		{Params{FrequencyPenalty: math.NaN()}, "frequency"},
+		{Params{LogitBias: map[int]float32{100: 1}}, "token 100"},
+		{Params{LogitBias: map[int]float32{-1: 1}}, "token -1"},
+		{Params{LogitBias: map[int]float32{5: float32(math.Inf(1))}}, "finite"},
+	} {
+		err := c.p.Validate(vocab)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want one mentioning %q", c.p, err, c.want)
+		}
+		if _, err := NewSampler(c.p, vocab); err == nil {
+			t.Errorf("NewSampler(%+v) accepted it", c.p)
+		}
+	}
+}
+
+func TestSelection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := range 300 {
+		n := 1 + rng.IntN(60)
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = float64(rng.IntN(6)) // many ties
+		}
+		sorted := make([]int, n)
+		for i := range sorted {
+			sorted[i] = i
+		}
+		slices.SortFunc(sorted, func(a, b int) int { return rank(w, a, b) })
+
+		k := 1 + rng.IntN(n)
+		idx := slices.Clone(sorted)
+		rng.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		selectTop(idx, w, k)
+		got := slices.Clone(idx[:k])
+		slices.SortFunc(got, func(a, b int) int { return rank(w, a, b) })
+		if !slices.Equal(got, sorted[:k]) {
+			t.Fatalf("trial %d: selectTop(%d) = %v, want %v (weights %v)", trial, k, got, sorted[:k], w)
+		}
+
+		var total float64
+		for _, v := range w {
+			total += v
+		}
+		target := rng.Float64() * total
+		want := 0
+		for acc := 0.0; want < n; {
+			acc += w[sorted[want]]
+			want++
+			if acc >= target {
+				break
+			}
+		}
+		rng.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		m := selectNucleus(idx, w, target)
+		got = slices.Clone(idx[:m])
+		slices.SortFunc(got, func(a, b int) int { return rank(w, a, b) })
+		if !slices.Equal(got, sorted[:want]) {
+			t.Fatalf("trial %d: nucleus(%g of %g) = %v, want %v (weights %v)", trial, target, total, got, sorted[:want], w)
+		}
+	}
+}
+
+func TestTopKHelper(t *testing.T) {
+	lp := []float64{-3, -1, -2, -1, -5}
+	got := TopK(lp, 3)
+	want := []TokenLogprob{{1, -1}, {3, -1}, {2, -2}}
+	if !slices.Equal(got, want) {
+		t.Errorf("TopK = %v, want %v", got, want)
+	}
+	if got := TopK(lp, 10); len(got) != 5 {
+		t.Errorf("TopK(10) of 5 gave %d", len(got))
+	}
+	if got := TopK(lp, 0); got != nil {
+		t.Errorf("TopK(0) = %v", got)
+	}
+	ls := LogSoftmax([]float32{1, 2, 3})
+	var s float64
+	for _, v := range ls {
+		s += math.Exp(v)
+	}
+	if math.Abs(s-1) > 1e-15 {
+		t.Errorf("softmax sums to %v", s)
+	}
+	// Large logits do not overflow.
+	if got := LogSumExp([]float32{1000, 1000}); math.Abs(got-(1000+math.Ln2)) > 1e-12 {
+		t.Errorf("LogSumExp(1000, 1000) = %v", got)
+	}
+}
+
+func BenchmarkSample(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	logits := make([]float32, 50257)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() * 2)
+	}
+	for _, c := range []struct {
+		name string
+		p    Params
+	}{
+		{"greedy", Params{}},
+		{"temperature", Params{Temperature: 0.8}},
+		{"top-k40", Params{Temperature: 0.8, TopK: 40}},
+		{"top-p0.95", Params{Temperature: 0.8, TopP: 0.95}},
+		{"penalties", Params{Temperature: 0.8, TopP: 0.9, RepetitionPenalty: 1.2, FrequencyPenalty: 0.5}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := NewSampler(c.p, len(logits))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 500 {
+				s.Observe(i * 7)
+			}
+			for b.Loop() {
+				s.Sample(logits)
+			}
+		})
+	}
+}
+
+func TestSampleEdgeCases(t *testing.T) {
+	inf, nan := float32(math.Inf(1)), float32(math.NaN())
+	for _, c := range []struct {
+		name   string
+		p      Params
+		logits []float32
+		want   int
+	}{
+		{"infinite logit", Params{Temperature: 1}, []float32{0, inf, 1}, 1},
+		{"NaN is -Inf", Params{Temperature: 1, TopK: 2}, []float32{nan, 0, nan}, 1},
+		{"all NaN", Params{Temperature: 1}, []float32{nan, nan}, 0},
+		{"denormal temperature", Params{Temperature: 5e-324}, []float32{0, 2, 1}, 1},
+		{"greedy NaN", Params{}, []float32{nan, -1, nan}, 1},
+	} {
+		s, err := NewSampler(c.p, len(c.logits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Sample(c.logits); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
