@@ -69,8 +69,8 @@ func (m *Model) Forward(steps []Step) ([][]float32, error) {
 		n += len(s.Tokens)
 	}
 
-	x := make([]float32, n*C)   // residual stream
-	ln := make([]float32, n*C)  // layer-norm output
+	x := make([]float32, n*C)  // residual stream
+	ln := make([]float32, n*C) // layer-norm output
 	qkv := make([]float32, n*3*C)
 	att := make([]float32, n*C)
 	tmp := make([]float32, n*C)

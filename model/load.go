@@ -60,6 +60,15 @@ type hfConfig struct {
 	Activation   string   `json:"activation_function"`
 }
 
+// ParseHFConfig reads a Hugging Face GPT2Config (config.json).
+func ParseHFConfig(raw []byte) (Config, error) {
+	var h hfConfig
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return Config{}, fmt.Errorf("parse: %w", err)
+	}
+	return h.config()
+}
+
 func (h hfConfig) config() (Config, error) {
 	c := Config{NLayer: h.NLayer, NHead: h.NHead, NEmbd: h.NEmbd, NCtx: h.NPositions, VocabSize: h.VocabSize, LayerNormEps: 1e-5}
 	if c.NCtx == 0 {
@@ -85,11 +94,7 @@ func loadHF(dir, file string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
-	var hc hfConfig
-	if err := json.Unmarshal(raw, &hc); err != nil {
-		return nil, fmt.Errorf("load model: parse %s: %w", cfgPath, err)
-	}
-	cfg, err := hc.config()
+	cfg, err := ParseHFConfig(raw)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %s: %w", cfgPath, err)
 	}

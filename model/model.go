@@ -78,8 +78,8 @@ type Model struct {
 	WTE    kernels.Mat // [vocab, C], also the output projection when LMHead is nil
 	WPE    []float32   // [n_ctx, C]
 	Blocks []Block
-	LNFG   []float32 // [C]
-	LNFB   []float32 // [C]
+	LNFG   []float32    // [C]
+	LNFB   []float32    // [C]
 	LMHead *kernels.Mat // [vocab, C], only when not tied to WTE
 
 	closer io.Closer // the mapped file the weights live in, if any
