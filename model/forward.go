@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/gpt2go/gpt2/kernels"
 )
@@ -33,6 +34,20 @@ func (c *Cache) Truncate(n int) {
 	if n < c.Len {
 		c.Len = max(n, 0)
 	}
+}
+
+// workspace holds a forward pass's activations. Passes reuse them, so
+// that decoding a token allocates little more than its logits.
+type workspace struct{ bufs [7][]float32 }
+
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+
+// get returns buffer i with length n; its contents are stale.
+func (w *workspace) get(i, n int) []float32 {
+	if cap(w.bufs[i]) < n {
+		w.bufs[i] = make([]float32, n)
+	}
+	return w.bufs[i][:n]
 }
 
 // Step is one sequence's part of a batched forward pass: its cache and the
@@ -69,12 +84,14 @@ func (m *Model) Forward(steps []Step) ([][]float32, error) {
 		n += len(s.Tokens)
 	}
 
-	x := make([]float32, n*C)  // residual stream
-	ln := make([]float32, n*C) // layer-norm output
-	qkv := make([]float32, n*3*C)
-	att := make([]float32, n*C)
-	tmp := make([]float32, n*C)
-	fc := make([]float32, n*4*C)
+	ws := workspaces.Get().(*workspace)
+	defer workspaces.Put(ws)
+	x := ws.get(0, n*C)  // residual stream
+	ln := ws.get(1, n*C) // layer-norm output
+	qkv := ws.get(2, n*3*C)
+	att := ws.get(3, n*C)
+	tmp := ws.get(4, n*C)
+	fc := ws.get(5, n*4*C)
 
 	// Embeddings: token plus position.
 	row := 0
@@ -133,7 +150,7 @@ func (m *Model) Forward(steps []Step) ([][]float32, error) {
 		row += t
 		s.Cache.Len += t
 	}
-	h := make([]float32, len(rows)*C)
+	h := ws.get(6, len(rows)*C)
 	for i, r := range rows {
 		copy(h[i*C:(i+1)*C], x[r*C:(r+1)*C])
 	}

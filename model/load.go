@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
 	"github.com/gpt2go/gpt2/format/safetensors"
 	"github.com/gpt2go/gpt2/format/tfckpt"
@@ -112,8 +113,9 @@ func loadHF(dir, file string) (*Model, error) {
 }
 
 // FromSafetensors builds a model from the tensors of a parsed safetensors
-// file with Hugging Face names ("transformer." prefix optional). F32 weights
-// are used in place, so f must stay open while the model is in use.
+// file with Hugging Face names ("transformer." prefix optional). F32, F16
+// and BF16 weight matrices, and Q8_0 ones (see Q8Scale), are used in place,
+// so f must stay open while the model is in use.
 func FromSafetensors(cfg Config, f *safetensors.File) (*Model, error) {
 	prefix := ""
 	if _, ok := f.Info("transformer.wte.weight"); ok {
@@ -125,14 +127,10 @@ func FromSafetensors(cfg Config, f *safetensors.File) (*Model, error) {
 		return nil, err
 	}
 	if _, ok := f.Info("lm_head.weight"); ok {
-		v, shape, err := src.tensor("!lm_head.weight")
+		head, err := src.mat("!lm_head.weight", cfg.VocabSize, cfg.NEmbd)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkShape("lm_head.weight", shape, cfg.VocabSize, cfg.NEmbd); err != nil {
-			return nil, err
-		}
-		head := kernels.NewMat(cfg.VocabSize, cfg.NEmbd, v)
 		m.LMHead = &head
 	}
 	return m, nil
@@ -143,11 +141,76 @@ type stSource struct {
 	prefix string
 }
 
-func (s stSource) tensor(name string) ([]float32, []int, error) {
-	full := s.prefix + name
+func (s stSource) fullName(name string) string {
 	if rest, ok := strings.CutPrefix(name, "!"); ok { // a name outside the transformer prefix
-		full = rest
+		return rest
 	}
+	return s.prefix + name
+}
+
+// Q8Scale names the tensor of Q8_0 scales of a weight stored as I8: the
+// weight's I8 tensor holds the quantized values in its usual shape
+// [rows, cols], and Q8Scale(name), F32 [rows, cols/32], one scale per
+// kernels.Q8Block consecutive values of a row (value = int8 * scale).
+func Q8Scale(name string) string { return name + "_scale" }
+
+// mat returns a weight matrix in its stored type, without copying it.
+func (s stSource) mat(name string, rows, cols int) (kernels.Mat, error) {
+	full := s.fullName(name)
+	info, ok := s.f.Info(full)
+	if !ok {
+		return kernels.Mat{}, fmt.Errorf("tensor %q is missing", full)
+	}
+	if err := checkShape(full, info.Shape, rows, cols); err != nil {
+		return kernels.Mat{}, err
+	}
+	switch info.DType {
+	case safetensors.F16, safetensors.BF16:
+		u, err := s.f.Uint16(full)
+		if err != nil {
+			return kernels.Mat{}, fmt.Errorf("tensor %q: %w", full, err)
+		}
+		dt := kernels.F16
+		if info.DType == safetensors.BF16 {
+			dt = kernels.BF16
+		}
+		return kernels.NewMat16(rows, cols, dt, u)
+	case safetensors.I8:
+		b, err := s.f.Bytes(full)
+		if err != nil {
+			return kernels.Mat{}, fmt.Errorf("tensor %q: %w", full, err)
+		}
+		sname := Q8Scale(full)
+		sinfo, ok := s.f.Info(sname)
+		if !ok {
+			return kernels.Mat{}, fmt.Errorf("tensor %q is I8 but its q8_0 scales %q are missing", full, sname)
+		}
+		if cols%kernels.Q8Block != 0 || sinfo.DType != safetensors.F32 {
+			return kernels.Mat{}, fmt.Errorf("tensor %q: q8_0 needs F32 scales and a multiple of %d columns (scales %s, %d columns)",
+				full, kernels.Q8Block, sinfo.DType, cols)
+		}
+		if err := checkShape(sname, sinfo.Shape, rows, cols/kernels.Q8Block); err != nil {
+			return kernels.Mat{}, err
+		}
+		scales, err := s.f.Float32(sname)
+		if err != nil {
+			return kernels.Mat{}, fmt.Errorf("tensor %q: %w", sname, err)
+		}
+		var q []int8
+		if len(b) > 0 {
+			q = unsafe.Slice((*int8)(unsafe.Pointer(&b[0])), len(b))
+		}
+		return kernels.NewMatQ8(rows, cols, q, scales)
+	}
+	v, err := s.f.Float32(full)
+	if err != nil {
+		return kernels.Mat{}, fmt.Errorf("tensor %q: %w", full, err)
+	}
+	return kernels.NewMat(rows, cols, v), nil
+}
+
+func (s stSource) tensor(name string) ([]float32, []int, error) {
+	full := s.fullName(name)
 	info, ok := s.f.Info(full)
 	if !ok {
 		return nil, nil, fmt.Errorf("tensor %q is missing", full)
@@ -197,13 +260,25 @@ func build(cfg Config, src tensorSource, n names) (*Model, error) {
 		}
 		return v, nil
 	}
+	// Weight matrices stay in their stored type where the source can
+	// hand them out so (safetensors); others are float32.
+	mat := func(name string, rows, cols int) (kernels.Mat, error) {
+		if ms, ok := src.(interface {
+			mat(string, int, int) (kernels.Mat, error)
+		}); ok {
+			return ms.mat(name, rows, cols)
+		}
+		v, err := get(name, rows, cols)
+		if err != nil {
+			return kernels.Mat{}, err
+		}
+		return kernels.NewMat(rows, cols, v), nil
+	}
 	m := &Model{Config: cfg}
 	var err error
-	wte, err := get(n.wte, V, C)
-	if err != nil {
+	if m.WTE, err = mat(n.wte, V, C); err != nil {
 		return nil, err
 	}
-	m.WTE = kernels.NewMat(V, C, wte)
 	if m.WPE, err = get(n.wpe, cfg.NCtx, C); err != nil {
 		return nil, err
 	}
@@ -224,11 +299,9 @@ func build(cfg Config, src tensorSource, n names) (*Model, error) {
 			if err != nil {
 				return
 			}
-			var w []float32
-			if w, err = get(n.block(l, part+"/w"), in, out); err != nil {
+			if dst.W, err = mat(n.block(l, part+"/w"), in, out); err != nil {
 				return
 			}
-			dst.W = kernels.NewMat(in, out, w)
 			dst.B, err = get(n.block(l, part+"/b"), out)
 		}
 		vec(&b.LN1G, "ln_1/g", C)

@@ -148,3 +148,50 @@ var ErrContext = errors.New("sequence longer than the model's context")
 
 // ErrToken is returned (wrapped) for a token id outside the vocabulary.
 var ErrToken = errors.New("token id outside the vocabulary")
+
+// WeightType is the storage type of the model's weight matrices (that of
+// the token embedding; Convert keeps them all alike).
+func (m *Model) WeightType() kernels.DType { return m.WTE.DType }
+
+// Convert returns a model whose weight matrices (the four of each block,
+// the token embedding, which is also the output projection, and a separate
+// LM head if any) are stored as dt: f16 and bf16 round to nearest, q8_0
+// quantizes blocks of 32 values (see kernels.Mat). Biases, layer norms and
+// the position embedding stay float32; they are small and read once per
+// token. The result shares those float32 slices with m, so m must stay
+// open while it is in use.
+func (m *Model) Convert(dt kernels.DType) (*Model, error) {
+	out := *m
+	out.closer = nil
+	conv := func(w *kernels.Mat, what string) error {
+		c, err := w.Convert(dt)
+		if err != nil {
+			return fmt.Errorf("convert %s to %v: %w", what, dt, err)
+		}
+		*w = c
+		return nil
+	}
+	if err := conv(&out.WTE, "wte"); err != nil {
+		return nil, err
+	}
+	if m.LMHead != nil {
+		head := *m.LMHead
+		if err := conv(&head, "lm_head"); err != nil {
+			return nil, err
+		}
+		out.LMHead = &head
+	}
+	out.Blocks = make([]Block, len(m.Blocks))
+	for l, b := range m.Blocks {
+		for _, lin := range []struct {
+			w    *kernels.Mat
+			name string
+		}{{&b.Attn.W, "attn.c_attn"}, {&b.AttnProj.W, "attn.c_proj"}, {&b.FC.W, "mlp.c_fc"}, {&b.FCProj.W, "mlp.c_proj"}} {
+			if err := conv(lin.w, fmt.Sprintf("h.%d.%s", l, lin.name)); err != nil {
+				return nil, err
+			}
+		}
+		out.Blocks[l] = b
+	}
+	return &out, nil
+}

@@ -68,6 +68,8 @@ func newRootCmd() *cobra.Command {
 		newTokenizeCmd(), newDetokenizeCmd(), newScoreCmd(), newGenerateCmd(),
 		newTrainCmd(), newPrepareCmd(),
 		newEvalCmd(),
+		newQuantizeCmd(), newBenchCmd(),
+		newServeCmd(),
 	)
 	return root
 }

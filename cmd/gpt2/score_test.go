@@ -79,6 +79,6 @@ func TestScoreErrors(t *testing.T) {
 	gpt2Fails(t, "", []string{"score", "--model", dir, "--ids", "1,50257"}, "50257")
 	gpt2Fails(t, "", []string{"score", "--model", dir, "--text", ""}, "nothing to score")
 	gpt2Fails(t, "", []string{"score", "--model", dir, "--text", "a", "--ids", "1"}, "not both")
-	gpt2Fails(t, "", []string{"score", "--ids", "1"}, "no model given: pass --model DIR")
+	gpt2Fails(t, "", []string{"score", "--ids", "1,50257"}, "50257") // the default model
 	gpt2Fails(t, "", []string{"score", "--model", t.TempDir(), "--ids", "1"}, "config.json")
 }

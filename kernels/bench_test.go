@@ -1,0 +1,174 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// Benchmarks at GPT-2 124M shapes (C = 768). Decode benchmarks report the
+// weight bandwidth reached (MB/s of weights), prefill ones GFLOP/s. Choose
+// the implementation with GPT2_KERNELS; the kernels use GOMAXPROCS threads.
+
+func benchMat(b *testing.B, rows, cols int, dt DType) Mat {
+	r := rand.New(rand.NewPCG(1, 1))
+	m, _ := randMat(b, r, rows, cols, dt)
+	return m
+}
+
+func BenchmarkMatMulDecode(b *testing.B) {
+	for _, dt := range dtypes {
+		for _, sh := range [][2]int{{768, 3072}, {3072, 768}} {
+			b.Run(fmt.Sprintf("%v/%dx%d", dt, sh[0], sh[1]), func(b *testing.B) {
+				w := benchMat(b, sh[0], sh[1], dt)
+				x := make([]float32, sh[0])
+				out := make([]float32, sh[1])
+				bias := make([]float32, sh[1])
+				b.SetBytes(w.Bytes())
+				for b.Loop() {
+					MatMul(out, x, 1, &w, bias)
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulTDecode(b *testing.B) {
+	for _, dt := range dtypes {
+		b.Run(dt.String(), func(b *testing.B) {
+			w := benchMat(b, 50257, 768, dt)
+			x := make([]float32, 768)
+			out := make([]float32, 50257)
+			b.SetBytes(w.Bytes())
+			for b.Loop() {
+				MatMulT(out, x, 1, &w)
+			}
+		})
+	}
+}
+
+func gflops(b *testing.B, flops float64) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkMatMulPrefill(b *testing.B) {
+	for _, dt := range []DType{F32, Q8_0} {
+		for _, sh := range [][3]int{{512, 768, 2304}, {512, 768, 3072}, {512, 3072, 768}} {
+			n, k, m := sh[0], sh[1], sh[2]
+			b.Run(fmt.Sprintf("%v/%dx%dx%d", dt, n, k, m), func(b *testing.B) {
+				w := benchMat(b, k, m, dt)
+				x := uniform(rand.New(rand.NewPCG(2, 2)), n*k, 1)
+				out := make([]float32, n*m)
+				for b.Loop() {
+					MatMul(out, x, n, &w, nil)
+				}
+				gflops(b, 2*float64(n*k*m))
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulTPrefill(b *testing.B) {
+	n, k, m := 512, 768, 8192
+	w := benchMat(b, m, k, F32)
+	x := uniform(rand.New(rand.NewPCG(2, 2)), n*k, 1)
+	out := make([]float32, n*m)
+	for b.Loop() {
+		MatMulT(out, x, n, &w)
+	}
+	gflops(b, 2*float64(n*k*m))
+}
+
+func BenchmarkAttentionPrefill(b *testing.B) {
+	const t, nHead, hs = 512, 12, 64
+	c := nHead * hs
+	r := rand.New(rand.NewPCG(3, 3))
+	kc, vc, q := uniform(r, t*c, 1), uniform(r, t*c, 1), uniform(r, t*c, 1)
+	out := make([]float32, t*c)
+	for b.Loop() {
+		Attention(out, q, kc, vc, t, 0, nHead, hs, c)
+	}
+	gflops(b, 2*2*float64(t*(t+1)/2*c))
+}
+
+func BenchmarkAttentionDecode(b *testing.B) {
+	const pos, nHead, hs = 512, 12, 64
+	c := nHead * hs
+	r := rand.New(rand.NewPCG(3, 3))
+	kc, vc, q := uniform(r, (pos+1)*c, 1), uniform(r, (pos+1)*c, 1), uniform(r, c, 1)
+	out := make([]float32, c)
+	for b.Loop() {
+		Attention(out, q, kc, vc, 1, pos, nHead, hs, c)
+	}
+}
+
+func BenchmarkLayerNorm(b *testing.B) {
+	const n, c = 512, 768
+	r := rand.New(rand.NewPCG(4, 4))
+	x, g, bb := uniform(r, n*c, 1), uniform(r, c, 1), uniform(r, c, 1)
+	out := make([]float32, n*c)
+	b.SetBytes(n * c * 8)
+	for b.Loop() {
+		LayerNorm(out, x, g, bb, n, c, 1e-5)
+	}
+}
+
+func BenchmarkGELU(b *testing.B) {
+	const n = 512 * 3072
+	x := uniform(rand.New(rand.NewPCG(5, 5)), n, 3)
+	out := make([]float32, n)
+	b.SetBytes(n * 8)
+	for b.Loop() {
+		GELU(out, x)
+	}
+}
+
+func BenchmarkSoftmax(b *testing.B) {
+	const n, c = 16, 50257
+	x := uniform(rand.New(rand.NewPCG(6, 6)), n*c, 5)
+	b.SetBytes(n * c * 8)
+	for b.Loop() {
+		Softmax(x, x, n, c)
+	}
+}
+
+func BenchmarkParallelOverhead(b *testing.B) {
+	t := &ewTask{im: active(), op: ewAdd, out: make([]float32, 64), a: make([]float32, 64), b: make([]float32, 64)}
+	for b.Loop() {
+		parallel(64, 1, t)
+	}
+}
+
+// BenchmarkDecodeStep runs the matrices of one GPT-2 124M decode step, at
+// batch 1: twelve blocks of four matrices and the output projection, each
+// weight read once, as a token's forward pass reads them. It reports the
+// weight bytes per second (MB/s) and tokens per second.
+func BenchmarkDecodeStep(b *testing.B) {
+	const C, V = 768, 50257
+	for _, dt := range dtypes {
+		b.Run(dt.String(), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 1))
+			var ws []Mat
+			var bytes int64
+			for range 12 {
+				for _, sh := range [][2]int{{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}} {
+					w, _ := randMat(b, r, sh[0], sh[1], dt)
+					ws = append(ws, w)
+					bytes += w.Bytes()
+				}
+			}
+			head, _ := randMat(b, r, V, C, dt)
+			bytes += head.Bytes()
+			x := uniform(r, 4*C, 1)
+			out := make([]float32, V)
+			b.SetBytes(bytes)
+			for b.Loop() {
+				for i := range ws {
+					MatMul(out, x, 1, &ws[i], nil)
+				}
+				MatMulT(out, x[:C], 1, &head)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

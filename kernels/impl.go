@@ -1,0 +1,96 @@
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+)
+
+// An impl is one implementation of the kernels: "generic" (plain Go, on
+// every machine) or a SIMD one chosen at run time from what the CPU
+// supports. The SIMD functions all take lengths that are multiples of the
+// lane count (see internal/asmgen); the Go wrappers do the remainders.
+type impl struct {
+	name  string
+	simd  bool
+	lanes int
+
+	axpy [4]func(y, x *float32, w unsafe.Pointer, ldw, k, n int, s *float32, lds int)
+	dot  [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int)
+	cvt  [4]func(dst *float32, src unsafe.Pointer, n int) // F16, BF16
+	cvtQ func(dst *float32, src unsafe.Pointer, n int, s *float32)
+
+	dotTile        func(out *float32, ldo int, x *float32, ldx int, w *float32, ldw, k int)
+	tileMR, tileNR int
+	gemm           func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
+	gemmMR, gemmNR int
+	gemmKC         int
+	// gemmQ8 is gemm for q8_0 weights: b holds the values as float32 and
+	// sp their scales, max(1, gemmNR/32) per k; cvtQ8Raw converts values
+	// without their scales.
+	gemmQ8   func(kc int, a *float32, lda int, b, sp, c *float32, ldc int, bias *float32)
+	cvtQ8Raw func(dst *float32, src unsafe.Pointer, n int)
+
+	gelu       func(out, x *float32, n int)
+	expSum     func(x *float32, n int, m float32) float32
+	max        func(x *float32, n int) float32
+	sum        func(x *float32, n int) float32
+	sumSqDev   func(x *float32, n int, mean float32) float32
+	lnApply    func(out, x, g, b *float32, n int, mean, rstd float32)
+	add        func(out, a, b *float32, n int)
+	scale      func(x *float32, n int, a float32)
+	attnAccum4 func(o, a *float32, n int, v *float32, ldv int, inv float32)
+	attnAccum1 func(o, a *float32, n int, v *float32, ldv int, inv float32)
+
+	copyNT  func(dst, src unsafe.Pointer, n int)
+	readSum func(src unsafe.Pointer, n int) float32
+	fmaLoop func(n int)
+	fmaOps  int // float32 operations per fmaLoop iteration
+}
+
+var generic = &impl{name: "generic"}
+
+// impls lists the implementations this machine can run, best last.
+var impls = append([]*impl{generic}, simdImpls()...)
+
+var current atomic.Pointer[impl]
+
+func active() *impl { return current.Load() }
+
+func init() {
+	current.Store(impls[len(impls)-1])
+	// GPT2_KERNELS forces an implementation (generic, avx2, avx512), for
+	// comparing them or working around a suspected kernel bug.
+	if name := os.Getenv("GPT2_KERNELS"); name != "" {
+		if err := SetImpl(name); err != nil {
+			fmt.Fprintf(os.Stderr, "gpt2: GPT2_KERNELS: %v\n", err)
+			os.Exit(2)
+		}
+	}
+}
+
+// Impl names the kernel implementation in use.
+func Impl() string { return active().name }
+
+// Impls names the implementations this machine can run, slowest first.
+func Impls() []string {
+	var names []string
+	for _, im := range impls {
+		names = append(names, im.name)
+	}
+	return names
+}
+
+// SetImpl switches the kernels to the named implementation. It is meant
+// for tests and benchmarks; do not call it while kernels are running.
+func SetImpl(name string) error {
+	for _, im := range impls {
+		if im.name == name {
+			current.Store(im)
+			return nil
+		}
+	}
+	return fmt.Errorf("kernel implementation %q is not available on this machine (have %s)", name, strings.Join(Impls(), ", "))
+}

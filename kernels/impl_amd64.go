@@ -1,0 +1,51 @@
+//go:build !purego
+
+package kernels
+
+//go:generate go run ./internal/asmgen
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// simdImpls returns the SIMD implementations this CPU supports. AVX-512
+// needs F (the instructions), BW and VL (the 8- and 16-bit moves and the
+// 256-bit forms of EVEX instructions) and DQ; AVX2 needs FMA and F16C too.
+func simdImpls() []*impl {
+	var out []*impl
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C {
+		out = append(out, &impl{
+			name: "avx2", simd: true, lanes: avx2Lanes,
+			axpy:    [4]func(y, x *float32, w unsafe.Pointer, ldw, k, n int, s *float32, lds int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
+			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX2, dotF16AVX2, dotBF16AVX2, dotQ8AVX2},
+			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX2, BF16: cvtBF16AVX2},
+			cvtQ:    cvtQ8AVX2,
+			dotTile: dotTileAVX2, tileMR: avx2TileMR, tileNR: avx2TileNR,
+			gemm: gemmAVX2, gemmMR: avx2GemmMR, gemmNR: avx2GemmNR, gemmKC: 256,
+			gemmQ8: gemmQ8AVX2, cvtQ8Raw: cvtQ8RawAVX2,
+			gelu: geluAVX2, expSum: expSumAVX2, max: maxAVX2, sum: sumAVX2, sumSqDev: sumSqDevAVX2,
+			lnApply: lnApplyAVX2, add: addAVX2, scale: scaleAVX2,
+			attnAccum4: attnAccum4AVX2, attnAccum1: attnAccum1AVX2,
+			copyNT: copyNTAVX2, readSum: readSumAVX2, fmaLoop: fmaLoopAVX2, fmaOps: 2 * avx2Lanes * avx2FMAChains,
+		})
+	}
+	if len(out) > 0 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ {
+		out = append(out, &impl{
+			name: "avx512", simd: true, lanes: avx512Lanes,
+			axpy:    [4]func(y, x *float32, w unsafe.Pointer, ldw, k, n int, s *float32, lds int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
+			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX512, dotF16AVX512, dotBF16AVX512, dotQ8AVX512},
+			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX512, BF16: cvtBF16AVX512},
+			cvtQ:    cvtQ8AVX512,
+			dotTile: dotTileAVX512, tileMR: avx512TileMR, tileNR: avx512TileNR,
+			gemm: gemmAVX512, gemmMR: avx512GemmMR, gemmNR: avx512GemmNR, gemmKC: 128,
+			gemmQ8: gemmQ8AVX512, cvtQ8Raw: cvtQ8RawAVX512,
+			gelu: geluAVX512, expSum: expSumAVX512, max: maxAVX512, sum: sumAVX512, sumSqDev: sumSqDevAVX512,
+			lnApply: lnApplyAVX512, add: addAVX512, scale: scaleAVX512,
+			attnAccum4: attnAccum4AVX512, attnAccum1: attnAccum1AVX512,
+			copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
+		})
+	}
+	return out
+}

@@ -1,0 +1,1155 @@
+// Command asmgen writes the amd64 assembly of package kernels
+// (simd_amd64.s) and its Go declarations (simd_decl_amd64.go).
+//
+// Every kernel is generated twice from one description: once for AVX2+FMA
+// (8 lanes, 16 vector registers) and once for AVX-512 (16 lanes, 32
+// registers). Generating them keeps the two in step and keeps the weight
+// types (f32, f16, bf16, q8_0) of the matrix kernels from being four
+// hand-copied loops. The build does not need this program: its output is
+// committed. Run it with `go generate ./kernels`.
+//
+// The numerical contract the generated code keeps (see ../../kernels.go):
+//   - axpy: each output is bias, then one fused multiply-add per input
+//     element in input order, so a row's result does not depend on how many
+//     rows are computed together (the GEMM micro-kernel does the same).
+//   - dot / dotTile / scoreKeys: one accumulator lane per input index modulo
+//     the lane count, then the same fixed reduction tree (reduce below).
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"go/format"
+	"log"
+	"math"
+	"os"
+	"strings"
+)
+
+var (
+	asm  bytes.Buffer
+	decl bytes.Buffer
+)
+
+func emit(format string, args ...any) { fmt.Fprintf(&asm, "\t"+format+"\n", args...) }
+func label(l string)                  { fmt.Fprintf(&asm, "%s:\n", l) }
+
+// isa describes one vector instruction set.
+type isa struct {
+	name  string // function-name suffix
+	v     string // vector register prefix
+	lanes int
+}
+
+var (
+	avx2   = isa{"AVX2", "Y", 8}
+	avx512 = isa{"AVX512", "Z", 16}
+)
+
+func (s isa) r(i int) string { return fmt.Sprintf("%s%d", s.v, i) }
+func (s isa) vbytes() int    { return 4 * s.lanes }
+
+// y and x name the 256- and 128-bit views of vector register i.
+func y(i int) string { return fmt.Sprintf("Y%d", i) }
+func x(i int) string { return fmt.Sprintf("X%d", i) }
+
+// dtype is a weight storage type.
+type dtype struct {
+	name string
+	size int // bytes per element
+}
+
+var (
+	f32  = dtype{"F32", 4}
+	f16  = dtype{"F16", 2}
+	bf16 = dtype{"BF16", 2}
+	q8   = dtype{"Q8", 1}
+)
+
+// param is one argument or result of a generated function.
+type param struct {
+	name, gotype string
+	size, off    int
+}
+
+func p(name, gotype string) param { return param{name: name, gotype: gotype, size: 8} }
+func f(name string) param         { return param{name: name, gotype: "float32", size: 4} }
+
+type frame map[string]param
+
+// text starts a function: its TEXT line, and its declaration in Go.
+func text(name, doc string, args []param, rets ...param) frame {
+	fr := frame{}
+	off := 0
+	for i := range args {
+		off = (off + args[i].size - 1) / args[i].size * args[i].size
+		args[i].off = off
+		off += args[i].size
+		fr[args[i].name] = args[i]
+	}
+	if len(rets) > 0 {
+		off = (off + 7) / 8 * 8
+	}
+	for i := range rets {
+		rets[i].off = off
+		off += rets[i].size
+		fr[rets[i].name] = rets[i]
+	}
+	fmt.Fprintf(&asm, "\n// func %s\nTEXT ·%s(SB), NOSPLIT, $0-%d\n", name, name, off)
+
+	var ps, rs []string
+	for _, a := range args {
+		ps = append(ps, a.name+" "+a.gotype)
+	}
+	for _, r := range rets {
+		rs = append(rs, r.name+" "+r.gotype)
+	}
+	ret := ""
+	if len(rs) > 0 {
+		ret = " (" + strings.Join(rs, ", ") + ")"
+	}
+	if doc != "" {
+		fmt.Fprintf(&decl, "\n// %s\n//\n//go:noescape\nfunc %s(%s)%s\n", doc, name, strings.Join(ps, ", "), ret)
+	} else {
+		fmt.Fprintf(&decl, "\n//go:noescape\nfunc %s(%s)%s\n", name, strings.Join(ps, ", "), ret)
+	}
+	return fr
+}
+
+// arg loads an integer or pointer argument into a register.
+func (fr frame) arg(name, reg string) {
+	a := fr[name]
+	emit("MOVQ %s+%d(FP), %s", name, a.off, reg)
+}
+
+// mem is the memory operand of a float32 argument.
+func (fr frame) mem(name string) string {
+	return fmt.Sprintf("%s+%d(FP)", name, fr[name].off)
+}
+
+func ret() {
+	emit("VZEROUPPER")
+	emit("RET")
+}
+
+// loadW loads s.lanes weights of type dt at addr into vector register dst as
+// float32, multiplied by the q8 block scale in register scale (q8 only).
+func loadW(s isa, dt dtype, addr, dst, scale string) {
+	switch dt {
+	case f32:
+		emit("VMOVUPS %s, %s", addr, dst)
+	case f16:
+		emit("VCVTPH2PS %s, %s", addr, dst)
+	case bf16:
+		emit("VPMOVZXWD %s, %s", addr, dst)
+		emit("VPSLLD $16, %s, %s", dst, dst)
+	case q8:
+		emit("VPMOVSXBD %s, %s", addr, dst)
+		emit("VCVTDQ2PS %s, %s", dst, dst)
+		emit("VMULPS %s, %s, %s", scale, dst, dst)
+	}
+}
+
+// loadW1 loads one weight at addr into lane 0 of X register dst (q8: times
+// the scale in lane 0 of X register scale). zero is an X register holding
+// zero, used to place a bf16 value in the high half of a float32.
+func loadW1(dt dtype, addr string, dst, scale, zero int) {
+	switch dt {
+	case f32:
+		emit("VMOVSS %s, %s", addr, x(dst))
+	case f16:
+		emit("VPINSRW $0, %s, %s, %s", addr, x(zero), x(dst))
+		emit("VCVTPH2PS %s, %s", x(dst), x(dst))
+	case bf16:
+		emit("VPINSRW $1, %s, %s, %s", addr, x(zero), x(dst))
+	case q8:
+		emit("VPINSRB $0, %s, %s, %s", addr, x(zero), x(dst))
+		emit("VPMOVSXBD %s, %s", x(dst), x(dst))
+		emit("VCVTDQ2PS %s, %s", x(dst), x(dst))
+		emit("VMULSS %s, %s, %s", x(scale), x(dst), x(dst))
+	}
+}
+
+// gemvRows is how many rows of w one axpy call streams (kernels.gemvRows).
+const gemvRows = 8
+
+var pfMode = "next"
+
+// reduce sums the lanes of vector register acc into lane 0 of X(acc), by a
+// fixed tree, using register tmp. Every kernel that promises the lane-dot
+// order (dot, dotTile, scoreKeys, sums) reduces with this sequence.
+func reduce(s isa, acc, tmp int) {
+	reduceOp(s, acc, tmp, "VADDPS", "VADDSS")
+}
+
+func reduceOp(s isa, acc, tmp int, op, opss string) {
+	if s.lanes == 16 {
+		emit("VEXTRACTF32X8 $1, Z%d, Y%d", acc, tmp)
+		emit("%s Y%d, Y%d, Y%d", op, tmp, acc, acc)
+		emit("VEXTRACTF32X4 $1, Y%d, X%d", acc, tmp)
+	} else {
+		emit("VEXTRACTF128 $1, Y%d, X%d", acc, tmp)
+	}
+	emit("%s X%d, X%d, X%d", op, tmp, acc, acc)
+	emit("VPERMILPS $0x4e, X%d, X%d", acc, tmp)
+	emit("%s X%d, X%d, X%d", op, tmp, acc, acc)
+	emit("VPERMILPS $0xb1, X%d, X%d", acc, tmp)
+	emit("%s X%d, X%d, X%d", opss, tmp, acc, acc)
+}
+
+func zero(s isa, r int) { emit("VXORPS %s, %s, %s", s.r(r), s.r(r), s.r(r)) }
+
+// ---------------------------------------------------------------------------
+// Matrix kernels.
+
+// genAxpy: y[j] = fma chain over p < k of x[p]*W(p, j), starting from y[j],
+// for j < n. W(p, j) is at w + p*ldw + j*size; for q8 its scale is at
+// s + p*lds + (j/32)*4. This is the decode (matrix-vector) form of MatMul.
+func genAxpy(s isa, dt dtype) {
+	name := "axpy" + dt.name + s.name
+	fr := text(name, "", []param{p("y", "*float32"), p("x", "*float32"), p("w", "unsafe.Pointer"), p("ldw", "int"),
+		p("k", "int"), p("n", "int"), p("s", "*float32"), p("lds", "int")})
+	fr.arg("y", "DI")
+	fr.arg("x", "SI")
+	fr.arg("w", "DX")
+	fr.arg("ldw", "R8")
+	fr.arg("k", "R9")
+	fr.arg("n", "R10")
+	fr.arg("s", "R11")
+	fr.arg("lds", "R12")
+	emit("LEAQ (SI)(R9*4), R9") // end of x
+	emit("XORQ BX, BX")         // j
+
+	// Register use: accumulators 0..3, broadcast x 4, weights 5..8, scales 9, 10.
+	for _, u := range []int{4, 1} {
+		width := u * s.lanes
+		lbl := fmt.Sprintf("chunk%d", u)
+		next := fmt.Sprintf("chunk%d_end", u)
+		label(lbl)
+		emit("LEAQ %d(BX), AX", width)
+		emit("CMPQ AX, R10")
+		emit("JGT %s", next)
+		for i := 0; i < u; i++ {
+			emit("VMOVUPS %d(DI)(BX*4), %s", i*s.vbytes(), s.r(i))
+		}
+		emit("LEAQ (DX)(BX*%d), AX", dt.size)
+		if dt == q8 {
+			emit("MOVQ BX, R13")
+			emit("SHRQ $5, R13")
+			emit("LEAQ (R11)(R13*4), R13")
+		}
+		emit("MOVQ SI, CX")
+		ploop := fmt.Sprintf("p%d", u)
+		label(ploop)
+		emit("VBROADCASTSS (CX), %s", s.r(4))
+		if dt == q8 {
+			// q8_0 multiplies the input by the block's scale, once per
+			// row and block, instead of every weight: x*s, then
+			// fma(x*s, q, acc). The GEMM micro-kernel does the same.
+			mulScale(s, "(R13)", 4, 9)
+			if width > 32 {
+				mulScale(s, "4(R13)", 4, 10)
+			}
+		}
+		if u > 1 && pfMode == "ahead" {
+			for off := 0; off < width*dt.size; off += 64 {
+				emit("PREFETCHT0 %d(AX)", 1024+off)
+			}
+		}
+		if u > 1 && pfMode == "next" {
+			// Fetch into L2 what the next call, for the next gemvRows rows
+			// of w, will read at this column, so that every row streams
+			// from cache rather than waiting on memory.
+			for off := 0; off < width*dt.size; off += 64 {
+				emit("PREFETCHT1 %d(AX)(R8*%d)", off, gemvRows)
+			}
+		}
+		for i := 0; i < u; i++ {
+			addr := fmt.Sprintf("%d(AX)", i*s.lanes*dt.size)
+			if dt == f32 {
+				emit("VFMADD231PS %s, %s, %s", addr, s.r(4), s.r(i))
+				continue
+			}
+			if dt == q8 {
+				xs := s.r(9)
+				if (i*s.lanes)/32 == 1 {
+					xs = s.r(10)
+				}
+				emit("VPMOVSXBD %s, %s", addr, s.r(5+i))
+				emit("VCVTDQ2PS %s, %s", s.r(5+i), s.r(5+i))
+				emit("VFMADD231PS %s, %s, %s", s.r(5+i), xs, s.r(i))
+				continue
+			}
+			loadW(s, dt, addr, s.r(5+i), "")
+			emit("VFMADD231PS %s, %s, %s", s.r(5+i), s.r(4), s.r(i))
+		}
+		emit("ADDQ $4, CX")
+		emit("ADDQ R8, AX")
+		if dt == q8 {
+			emit("ADDQ R12, R13")
+		}
+		emit("CMPQ CX, R9")
+		emit("JNE %s", ploop)
+		for i := 0; i < u; i++ {
+			emit("VMOVUPS %s, %d(DI)(BX*4)", s.r(i), i*s.vbytes())
+		}
+		emit("ADDQ $%d, BX", width)
+		emit("JMP %s", lbl)
+		label(next)
+	}
+
+	// Scalar tail, one column at a time, with the same fused operation.
+	emit("VXORPS X3, X3, X3")
+	label("tail")
+	emit("CMPQ BX, R10")
+	emit("JGE done")
+	emit("VMOVSS (DI)(BX*4), X0")
+	emit("LEAQ (DX)(BX*%d), AX", dt.size)
+	if dt == q8 {
+		emit("MOVQ BX, R13")
+		emit("SHRQ $5, R13")
+		emit("LEAQ (R11)(R13*4), R13")
+	}
+	emit("MOVQ SI, CX")
+	label("tp")
+	emit("VMOVSS (CX), X1")
+	if dt == q8 {
+		emit("VMULSS (R13), X1, X1")
+		emit("VPINSRB $0, (AX), X3, X2")
+		emit("VPMOVSXBD X2, X2")
+		emit("VCVTDQ2PS X2, X2")
+	} else {
+		loadW1(dt, "(AX)", 2, 4, 3)
+	}
+	emit("VFMADD231SS X2, X1, X0")
+	emit("ADDQ $4, CX")
+	emit("ADDQ R8, AX")
+	if dt == q8 {
+		emit("ADDQ R12, R13")
+	}
+	emit("CMPQ CX, R9")
+	emit("JNE tp")
+	emit("VMOVSS X0, (DI)(BX*4)")
+	emit("INCQ BX")
+	emit("JMP tail")
+	label("done")
+	ret()
+}
+
+// mulScale sets vector register dst to register x times the float32 at
+// mem, broadcast.
+func mulScale(s isa, mem string, xr, dst int) {
+	if s.lanes == 16 {
+		emit("VMULPS.BCST %s, %s, %s", mem, s.r(xr), s.r(dst))
+		return
+	}
+	emit("VBROADCASTSS %s, %s", mem, s.r(dst))
+	emit("VMULPS %s, %s, %s", s.r(xr), s.r(dst), s.r(dst))
+}
+
+// genDot: out[r] = lane-dot of x[:k] with row r of W, for r < rows. Row r
+// is at w + r*ldw; q8 scales of row r at s + r*lds, one per 32 values.
+// k must be a positive multiple of the lane count (of 32 for q8).
+func genDot(s isa, dt dtype) {
+	name := "dot" + dt.name + s.name
+	fr := text(name, "", []param{p("out", "*float32"), p("x", "*float32"), p("w", "unsafe.Pointer"), p("ldw", "int"),
+		p("k", "int"), p("rows", "int"), p("s", "*float32"), p("lds", "int")})
+	fr.arg("out", "DI")
+	fr.arg("x", "SI")
+	fr.arg("w", "DX")
+	fr.arg("ldw", "R8")
+	fr.arg("k", "R9")
+	fr.arg("rows", "R10")
+	fr.arg("s", "R11")
+	fr.arg("lds", "R12")
+	emit("LEAQ (SI)(R9*4), R9") // end of x
+
+	step := s.lanes // input elements per iteration
+	if dt == q8 {
+		step = 32
+	}
+	// Registers: accumulators 0..3, x 4, weights 5..8, scales 9..12.
+	for _, nrows := range []int{4, 1} {
+		grp := fmt.Sprintf("g%d", nrows)
+		grpEnd := fmt.Sprintf("g%d_end", nrows)
+		label(grp)
+		emit("CMPQ R10, $%d", nrows)
+		emit("JLT %s", grpEnd)
+		for r := 0; r < nrows; r++ {
+			zero(s, r)
+		}
+		emit("MOVQ SI, R15")
+		emit("MOVQ DX, AX")
+		rowAddr := []string{"(AX)", "(AX)(R8*1)", "(AX)(R8*2)", "(BX)"}
+		sAddr := []string{"(CX)", "(CX)(R12*1)", "(CX)(R12*2)", "(R13)"}
+		if nrows == 4 {
+			emit("LEAQ (DX)(R8*2), BX")
+			emit("ADDQ R8, BX")
+			emit("LEAQ (DX)(R8*8), R14")
+			emit("ADDQ R8, R14")
+		}
+		if dt == q8 {
+			emit("MOVQ R11, CX")
+			if nrows == 4 {
+				emit("LEAQ (R11)(R12*2), R13")
+				emit("ADDQ R12, R13")
+			}
+		}
+		loop := fmt.Sprintf("l%d", nrows)
+		label(loop)
+		if dt == q8 {
+			for r := 0; r < nrows; r++ {
+				emit("VBROADCASTSS %s, %s", sAddr[r], s.r(9+r))
+			}
+		}
+		if nrows == 4 && pfMode == "ahead" {
+			for r := 0; r < nrows; r++ {
+				for off := 0; off < step*dt.size; off += 64 {
+					emit("PREFETCHT0 %d%s", 1024+off, rowAddr[r])
+				}
+			}
+		}
+		if nrows == 4 && pfMode == "next" {
+			// Fetch the rows two groups ahead at this column: rows r+8
+			// (AX + 8 ldw), r+9 and r+10 (R14 = AX + 9 ldw), r+11 (BX + 8 ldw).
+			for off := 0; off < step*dt.size; off += 64 {
+				for _, a := range []string{"(AX)(R8*8)", "(R14)", "(R14)(R8*1)", "(BX)(R8*8)"} {
+					emit("PREFETCHT0 %d%s", off, a)
+				}
+			}
+		}
+		for v := 0; v < step/s.lanes; v++ {
+			emit("VMOVUPS %d(R15), %s", v*s.vbytes(), s.r(4))
+			for r := 0; r < nrows; r++ {
+				addr := fmt.Sprintf("%d%s", v*s.lanes*dt.size, rowAddr[r])
+				if dt == f32 {
+					emit("VFMADD231PS %s, %s, %s", addr, s.r(4), s.r(r))
+					continue
+				}
+				loadW(s, dt, addr, s.r(5+r), s.r(9+r))
+				emit("VFMADD231PS %s, %s, %s", s.r(5+r), s.r(4), s.r(r))
+			}
+		}
+		emit("ADDQ $%d, R15", step*4)
+		emit("ADDQ $%d, AX", step*dt.size)
+		if nrows == 4 {
+			emit("ADDQ $%d, BX", step*dt.size)
+			emit("ADDQ $%d, R14", step*dt.size)
+		}
+		if dt == q8 {
+			emit("ADDQ $4, CX")
+			if nrows == 4 {
+				emit("ADDQ $4, R13")
+			}
+		}
+		emit("CMPQ R15, R9")
+		emit("JNE %s", loop)
+		for r := 0; r < nrows; r++ {
+			reduce(s, r, 5+r)
+			emit("VMOVSS X%d, %d(DI)", r, 4*r)
+		}
+		emit("ADDQ $%d, DI", 4*nrows)
+		if nrows == 4 {
+			emit("LEAQ (DX)(R8*4), DX")
+			if dt == q8 {
+				emit("LEAQ (R11)(R12*4), R11")
+			}
+		} else {
+			emit("ADDQ R8, DX")
+			if dt == q8 {
+				emit("ADDQ R12, R11")
+			}
+		}
+		emit("SUBQ $%d, R10", nrows)
+		emit("JMP %s", grp)
+		label(grpEnd)
+	}
+	ret()
+}
+
+// genDotTile: the register-tiled form of dot for many rows of x: an mr x nr
+// block of out (row stride ldo bytes) = lane-dots of mr rows of x (stride
+// ldx bytes) with nr rows of w (stride ldw bytes), all float32. k is a
+// positive multiple of the lane count.
+func genDotTile(s isa) (mr, nr int) {
+	mr, nr = 6, 4
+	if s.lanes == 8 {
+		mr, nr = 4, 3
+	}
+	name := "dotTile" + s.name
+	fr := text(name, "", []param{p("out", "*float32"), p("ldo", "int"), p("x", "*float32"), p("ldx", "int"),
+		p("w", "*float32"), p("ldw", "int"), p("k", "int")})
+	fr.arg("out", "DI")
+	fr.arg("x", "SI")
+	fr.arg("ldx", "R8")
+	fr.arg("w", "DX")
+	fr.arg("ldw", "R9")
+	fr.arg("k", "R10")
+	emit("SHRQ $%d, R10", map[int]int{8: 3, 16: 4}[s.lanes]) // iterations
+	emit("LEAQ (SI)(R8*2), BX")
+	emit("ADDQ R8, BX")
+	emit("LEAQ (DX)(R9*2), CX")
+	emit("ADDQ R9, CX")
+	xAddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
+	wAddr := []string{"(DX)", "(DX)(R9*1)", "(DX)(R9*2)", "(CX)"}
+	acc := func(i, j int) int { return i*nr + j }
+	wr := mr * nr // first weight register
+	xr := wr + nr // x register
+	for i := 0; i < mr*nr; i++ {
+		zero(s, i)
+	}
+	label("loop")
+	for j := 0; j < nr; j++ {
+		emit("VMOVUPS %s, %s", wAddr[j], s.r(wr+j))
+	}
+	for i := 0; i < mr; i++ {
+		emit("VMOVUPS %s, %s", xAddr[i], s.r(xr))
+		for j := 0; j < nr; j++ {
+			emit("VFMADD231PS %s, %s, %s", s.r(wr+j), s.r(xr), s.r(acc(i, j)))
+		}
+	}
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("ADDQ $%d, BX", s.vbytes())
+	emit("ADDQ $%d, DX", s.vbytes())
+	emit("ADDQ $%d, CX", s.vbytes())
+	emit("DECQ R10")
+	emit("JNZ loop")
+	fr.arg("ldo", "R8")
+	for i := 0; i < mr; i++ {
+		for j := 0; j < nr; j++ {
+			reduce(s, acc(i, j), wr)
+			emit("VMOVSS X%d, %d(DI)", acc(i, j), 4*j)
+		}
+		emit("ADDQ R8, DI")
+	}
+	ret()
+	return mr, nr
+}
+
+// genGemm: the GEMM micro-kernel: an mr x nr block of C (row stride ldc
+// bytes) += A (mr rows of kc, row stride lda bytes) times B (kc rows of nr,
+// row stride ldb bytes: a packed panel, or attention's values in place),
+// one fused multiply-add per k in order. With bias not nil the block
+// starts from it (each row the same nr values) rather than from C.
+func genGemm(s isa) (mr, nr int) {
+	mr, u := 6, 4 // rows, vectors per row
+	if s.lanes == 8 {
+		u = 2
+	}
+	nr = u * s.lanes
+	name := "gemm" + s.name
+	fr := text(name, "", []param{p("kc", "int"), p("a", "*float32"), p("lda", "int"), p("b", "*float32"), p("ldb", "int"),
+		p("c", "*float32"), p("ldc", "int"), p("bias", "*float32")})
+	fr.arg("kc", "CX")
+	fr.arg("a", "SI")
+	fr.arg("lda", "R9")
+	fr.arg("b", "DX")
+	fr.arg("ldb", "R11")
+	fr.arg("c", "DI")
+	fr.arg("ldc", "R8")
+	emit("LEAQ (DI)(R8*2), BX")
+	emit("ADDQ R8, BX")
+	emit("LEAQ (SI)(R9*2), R10")
+	emit("ADDQ R9, R10")
+	cAddr := []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
+	aAddr := []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(R10)(R9*1)", "(R10)(R9*2)"}
+	acc := func(i, v int) int { return i*u + v }
+	br := mr * u // first B register
+	ar := br + u // broadcast registers ar, ar+1
+	// The first k block starts from the bias row (nr values) instead of C.
+	fr.arg("bias", "R12")
+	emit("TESTQ R12, R12")
+	emit("JE loadc")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < u; v++ {
+			emit("VMOVUPS %d(R12), %s", v*s.vbytes(), s.r(acc(i, v)))
+		}
+	}
+	emit("JMP loop")
+	label("loadc")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < u; v++ {
+			emit("VMOVUPS %d%s, %s", v*s.vbytes(), cAddr[i], s.r(acc(i, v)))
+		}
+	}
+	label("loop")
+	for v := 0; v < u; v++ {
+		emit("VMOVUPS %d(DX), %s", v*s.vbytes(), s.r(br+v))
+	}
+	for i := 0; i < mr; i++ {
+		a := s.r(ar + i%2)
+		emit("VBROADCASTSS %s, %s", aAddr[i], a)
+		for v := 0; v < u; v++ {
+			emit("VFMADD231PS %s, %s, %s", s.r(br+v), a, s.r(acc(i, v)))
+		}
+	}
+	emit("ADDQ $4, SI")
+	emit("ADDQ $4, R10")
+	emit("ADDQ R11, DX")
+	emit("DECQ CX")
+	emit("JNZ loop")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < u; v++ {
+			emit("VMOVUPS %s, %d%s", s.r(acc(i, v)), v*s.vbytes(), cAddr[i])
+		}
+	}
+	ret()
+	return mr, nr
+}
+
+// genGemmQ8 is genGemm for q8_0 weights: the B panel holds the int8
+// values as float32 and sp their scales, nr/32 per k (one for AVX2's
+// 16-column panels), and each k step multiplies the row's input by the
+// scale of each 32-column block before the fused multiply-adds, as the
+// matrix-vector kernel (genAxpy) does.
+func genGemmQ8(s isa) {
+	mr, u := 6, 4
+	if s.lanes == 8 {
+		u = 2
+	}
+	nr := u * s.lanes
+	blocks := max(1, nr/32)
+	name := "gemmQ8" + s.name
+	fr := text(name, "", []param{p("kc", "int"), p("a", "*float32"), p("lda", "int"), p("b", "*float32"),
+		p("sp", "*float32"), p("c", "*float32"), p("ldc", "int"), p("bias", "*float32")})
+	fr.arg("kc", "CX")
+	fr.arg("a", "SI")
+	fr.arg("lda", "R9")
+	fr.arg("b", "DX")
+	fr.arg("sp", "R11")
+	fr.arg("c", "DI")
+	fr.arg("ldc", "R8")
+	emit("LEAQ (DI)(R8*2), BX")
+	emit("ADDQ R8, BX")
+	emit("LEAQ (SI)(R9*2), R10")
+	emit("ADDQ R9, R10")
+	cAddr := []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
+	aAddr := []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(R10)(R9*1)", "(R10)(R9*2)"}
+	acc := func(i, v int) int { return i*u + v }
+	br := mr * u      // B registers
+	sr := br + u      // scale registers (AVX-512) / x*s register (AVX2)
+	tr := sr + blocks // x*s registers (AVX-512)
+	// The first k block starts from the bias row (nr values) instead of C.
+	fr.arg("bias", "R12")
+	emit("TESTQ R12, R12")
+	emit("JE loadc")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < u; v++ {
+			emit("VMOVUPS %d(R12), %s", v*s.vbytes(), s.r(acc(i, v)))
+		}
+	}
+	emit("JMP loop")
+	label("loadc")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < u; v++ {
+			emit("VMOVUPS %d%s, %s", v*s.vbytes(), cAddr[i], s.r(acc(i, v)))
+		}
+	}
+	label("loop")
+	for v := 0; v < u; v++ {
+		emit("VMOVUPS %d(DX), %s", v*s.vbytes(), s.r(br+v))
+	}
+	if s.lanes == 16 {
+		for b := 0; b < blocks; b++ {
+			emit("VBROADCASTSS %d(R11), %s", 4*b, s.r(sr+b))
+		}
+		for i := 0; i < mr; i++ {
+			for b := 0; b < blocks; b++ {
+				emit("VMULPS.BCST %s, %s, %s", aAddr[i], s.r(sr+b), s.r(tr+b))
+			}
+			for v := 0; v < u; v++ {
+				emit("VFMADD231PS %s, %s, %s", s.r(br+v), s.r(tr+(v*s.lanes)/32), s.r(acc(i, v)))
+			}
+		}
+	} else {
+		// 12 accumulators, 2 B registers, the scale in 15, x*s in 14.
+		emit("VBROADCASTSS (R11), %s", s.r(sr+1))
+		for i := 0; i < mr; i++ {
+			emit("VBROADCASTSS %s, %s", aAddr[i], s.r(sr))
+			emit("VMULPS %s, %s, %s", s.r(sr+1), s.r(sr), s.r(sr))
+			for v := 0; v < u; v++ {
+				emit("VFMADD231PS %s, %s, %s", s.r(br+v), s.r(sr), s.r(acc(i, v)))
+			}
+		}
+	}
+	emit("ADDQ $4, SI")
+	emit("ADDQ $4, R10")
+	emit("ADDQ $%d, DX", 4*nr)
+	emit("ADDQ $%d, R11", 4*blocks)
+	emit("DECQ CX")
+	emit("JNZ loop")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < u; v++ {
+			emit("VMOVUPS %s, %d%s", s.r(acc(i, v)), v*s.vbytes(), cAddr[i])
+		}
+	}
+	ret()
+}
+
+// genConvert: dst[:n] = float32 of src[:n] (q8: times the scale of each
+// block of 32). n is a multiple of the lane count (of 32 for q8).
+func genConvert(s isa, dt dtype) {
+	name := "cvt" + dt.name + s.name
+	args := []param{p("dst", "*float32"), p("src", "unsafe.Pointer"), p("n", "int")}
+	if dt == q8 {
+		args = append(args, p("s", "*float32"))
+	}
+	fr := text(name, "", args)
+	fr.arg("dst", "DI")
+	fr.arg("src", "SI")
+	fr.arg("n", "CX")
+	step := s.lanes
+	if dt == q8 {
+		fr.arg("s", "DX")
+		step = 32
+	}
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	if dt == q8 {
+		emit("VBROADCASTSS (DX), %s", s.r(4))
+		emit("ADDQ $4, DX")
+	}
+	for v := 0; v < step/s.lanes; v++ {
+		loadW(s, dt, fmt.Sprintf("%d(SI)", v*s.lanes*dt.size), s.r(v), s.r(4))
+		emit("VMOVUPS %s, %d(DI)", s.r(v), v*s.vbytes())
+	}
+	emit("ADDQ $%d, SI", step*dt.size)
+	emit("ADDQ $%d, DI", step*4)
+	emit("SUBQ $%d, CX", step)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+// genConvertQ8Raw: dst[:n] = float32(src[:n]) for int8 src, no scale. n is
+// a multiple of the lane count.
+func genConvertQ8Raw(s isa) {
+	fr := text("cvtQ8Raw"+s.name, "", []param{p("dst", "*float32"), p("src", "unsafe.Pointer"), p("n", "int")})
+	fr.arg("dst", "DI")
+	fr.arg("src", "SI")
+	fr.arg("n", "CX")
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	emit("VPMOVSXBD (SI), %s", s.r(0))
+	emit("VCVTDQ2PS %s, %s", s.r(0), s.r(0))
+	emit("VMOVUPS %s, (DI)", s.r(0))
+	emit("ADDQ $%d, SI", s.lanes)
+	emit("ADDQ $%d, DI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+// ---------------------------------------------------------------------------
+// Elementwise kernels and reductions. n is a multiple of the lane count;
+// callers finish the remainder in Go.
+
+// Constants, each repeated 16 times so that any vector load of one works.
+var consts = []struct {
+	name string
+	v    float32
+}{
+	{"one", 1},
+	{"exphi", 88.3762626647949},
+	{"explo", -86},
+	{"log2e", 1.44269504088896341},
+	{"ln2hi", 0.693359375},
+	{"ln2lo", -2.12194440e-4},
+	{"p5", 1.9875691500e-4},
+	{"p4", 1.3981999507e-3},
+	{"p3", 8.3334519073e-3},
+	{"p2", 4.1665795894e-2},
+	{"p1", 1.6666665459e-1},
+	{"p0", 5.0000001201e-1},
+	{"gelua", 0.044715},
+	{"gelum2k", -2 * 0.7978845608028654},
+}
+
+func c(name string) string {
+	for i, k := range consts {
+		if k.name == name {
+			return fmt.Sprintf("consts<>+%d(SB)", 64*i)
+		}
+	}
+	panic("no constant " + name)
+}
+
+func genConsts() {
+	for i, k := range consts {
+		for j := 0; j < 16; j++ {
+			fmt.Fprintf(&asm, "DATA consts<>+%d(SB)/4, $0x%08x // %s\n", 64*i+4*j, math.Float32bits(k.v), k.name)
+		}
+	}
+	fmt.Fprintf(&asm, "GLOBL consts<>(SB), RODATA|NOPTR, $%d\n", 64*len(consts))
+}
+
+// exp sets vector register r to exp(r), using t1 and t2. It is Cephes'
+// expf: range reduction by ln 2 in two parts and a degree-5 polynomial,
+// accurate to about one ulp; inputs are clamped to [-86, 88.38] so that
+// the exponent arithmetic never leaves the normal range.
+func exp(s isa, r, t1, t2 int) {
+	R, T1, T2 := s.r(r), s.r(t1), s.r(t2)
+	emit("VMINPS %s, %s, %s", c("exphi"), R, R)
+	emit("VMAXPS %s, %s, %s", c("explo"), R, R)
+	emit("VMULPS %s, %s, %s", c("log2e"), R, T1)
+	if s.lanes == 16 {
+		emit("VRNDSCALEPS $0, %s, %s", T1, T1)
+	} else {
+		emit("VROUNDPS $0, %s, %s", T1, T1)
+	}
+	emit("VFNMADD231PS %s, %s, %s", c("ln2hi"), T1, R)
+	emit("VFNMADD231PS %s, %s, %s", c("ln2lo"), T1, R)
+	emit("VMOVUPS %s, %s", c("p5"), T2)
+	for _, k := range []string{"p4", "p3", "p2", "p1", "p0"} {
+		emit("VFMADD213PS %s, %s, %s", c(k), R, T2)
+	}
+	// T2 = p*r*r + r + 1
+	emit("VMULPS %s, %s, %s", R, T2, T2)
+	emit("VFMADD213PS %s, %s, %s", R, R, T2)
+	emit("VADDPS %s, %s, %s", c("one"), T2, T2)
+	emit("VCVTPS2DQ %s, %s", T1, T1)
+	emit("VPSLLD $23, %s, %s", T1, T1)
+	emit("VPADDD %s, %s, %s", T1, T2, R)
+}
+
+func genGelu(s isa) {
+	fr := text("gelu"+s.name, "", []param{p("out", "*float32"), p("x", "*float32"), p("n", "int")})
+	fr.arg("out", "DI")
+	fr.arg("x", "SI")
+	fr.arg("n", "CX")
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	X, U := s.r(0), s.r(1)
+	emit("VMOVUPS (SI), %s", X)
+	emit("VMULPS %s, %s, %s", X, X, U)
+	emit("VMULPS %s, %s, %s", c("gelua"), U, U)
+	emit("VFMADD213PS %s, %s, %s", X, X, U) // u = x + 0.044715 x^3
+	emit("VMULPS %s, %s, %s", c("gelum2k"), U, U)
+	exp(s, 1, 2, 3)
+	emit("VADDPS %s, %s, %s", c("one"), U, U)
+	emit("VDIVPS %s, %s, %s", U, X, U) // x / (1 + exp(-2z)) = 0.5 x (1 + tanh z)
+	emit("VMOVUPS %s, (DI)", U)
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("ADDQ $%d, DI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+// genExpSum: x[i] = exp(x[i] - m); returns the lane-tree sum of the results.
+func genExpSum(s isa) {
+	fr := text("expSum"+s.name, "", []param{p("x", "*float32"), p("n", "int"), f("m")}, f("sum"))
+	fr.arg("x", "SI")
+	fr.arg("n", "CX")
+	emit("VBROADCASTSS %s, %s", fr.mem("m"), s.r(5))
+	zero(s, 4)
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	emit("VMOVUPS (SI), %s", s.r(0))
+	emit("VSUBPS %s, %s, %s", s.r(5), s.r(0), s.r(0))
+	exp(s, 0, 1, 2)
+	emit("VMOVUPS %s, (SI)", s.r(0))
+	emit("VADDPS %s, %s, %s", s.r(0), s.r(4), s.r(4))
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	reduce(s, 4, 1)
+	emit("VMOVSS X4, %s", fr.mem("sum"))
+	ret()
+}
+
+// genMax returns the largest of x[:n], n > 0.
+func genMax(s isa) {
+	fr := text("max"+s.name, "", []param{p("x", "*float32"), p("n", "int")}, f("m"))
+	fr.arg("x", "SI")
+	fr.arg("n", "CX")
+	emit("VMOVUPS (SI), %s", s.r(0))
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JE done")
+	label("loop")
+	emit("VMAXPS (SI), %s, %s", s.r(0), s.r(0))
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	reduceOp(s, 0, 1, "VMAXPS", "VMAXSS")
+	emit("VMOVSS X0, %s", fr.mem("m"))
+	ret()
+}
+
+// genSum returns the lane-tree sum of x[:n], or with dev of (x-mean)^2.
+func genSum(s isa, dev bool) {
+	name := "sum" + s.name
+	args := []param{p("x", "*float32"), p("n", "int")}
+	if dev {
+		name = "sumSqDev" + s.name
+		args = append(args, f("mean"))
+	}
+	fr := text(name, "", args, f("sum"))
+	fr.arg("x", "SI")
+	fr.arg("n", "CX")
+	if dev {
+		emit("VBROADCASTSS %s, %s", fr.mem("mean"), s.r(5))
+	}
+	zero(s, 0)
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	if dev {
+		emit("VMOVUPS (SI), %s", s.r(1))
+		emit("VSUBPS %s, %s, %s", s.r(5), s.r(1), s.r(1))
+		emit("VFMADD231PS %s, %s, %s", s.r(1), s.r(1), s.r(0))
+	} else {
+		emit("VADDPS (SI), %s, %s", s.r(0), s.r(0))
+	}
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	reduce(s, 0, 1)
+	emit("VMOVSS X0, %s", fr.mem("sum"))
+	ret()
+}
+
+// genLNApply: out = ((x - mean) * rstd) * g + b.
+func genLNApply(s isa) {
+	fr := text("lnApply"+s.name, "", []param{p("out", "*float32"), p("x", "*float32"), p("gain", "*float32"), p("shift", "*float32"),
+		p("n", "int"), f("mean"), f("rstd")})
+	fr.arg("out", "DI")
+	fr.arg("x", "SI")
+	fr.arg("gain", "DX")
+	fr.arg("shift", "BX")
+	fr.arg("n", "CX")
+	emit("VBROADCASTSS %s, %s", fr.mem("mean"), s.r(4))
+	emit("VBROADCASTSS %s, %s", fr.mem("rstd"), s.r(5))
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	emit("VMOVUPS (SI), %s", s.r(0))
+	emit("VSUBPS %s, %s, %s", s.r(4), s.r(0), s.r(0))
+	emit("VMULPS %s, %s, %s", s.r(5), s.r(0), s.r(0))
+	emit("VMULPS (DX), %s, %s", s.r(0), s.r(0))
+	emit("VADDPS (BX), %s, %s", s.r(0), s.r(0))
+	emit("VMOVUPS %s, (DI)", s.r(0))
+	for _, r := range []string{"SI", "DX", "BX", "DI"} {
+		emit("ADDQ $%d, %s", s.vbytes(), r)
+	}
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+func genAdd(s isa) {
+	fr := text("add"+s.name, "", []param{p("out", "*float32"), p("a", "*float32"), p("b", "*float32"), p("n", "int")})
+	fr.arg("out", "DI")
+	fr.arg("a", "SI")
+	fr.arg("b", "DX")
+	fr.arg("n", "CX")
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	emit("VMOVUPS (SI), %s", s.r(0))
+	emit("VADDPS (DX), %s, %s", s.r(0), s.r(0))
+	emit("VMOVUPS %s, (DI)", s.r(0))
+	for _, r := range []string{"SI", "DX", "DI"} {
+		emit("ADDQ $%d, %s", s.vbytes(), r)
+	}
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+func genScale(s isa) {
+	fr := text("scale"+s.name, "", []param{p("x", "*float32"), p("n", "int"), f("a")})
+	fr.arg("x", "SI")
+	fr.arg("n", "CX")
+	emit("VBROADCASTSS %s, %s", fr.mem("a"), s.r(1))
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	emit("VMULPS (SI), %s, %s", s.r(1), s.r(0))
+	emit("VMOVUPS %s, (SI)", s.r(0))
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+// ---------------------------------------------------------------------------
+// Attention.
+
+// genAttnAccum: o[:u*lanes] = sum over p < n, in order, of (a[p]*inv) *
+// v[p*ldv : ...], by fused multiply-adds from zero. n > 0.
+func genAttnAccum(s isa, u int) {
+	fr := text(fmt.Sprintf("attnAccum%d%s", u, s.name), "", []param{p("o", "*float32"), p("a", "*float32"), p("n", "int"),
+		p("v", "*float32"), p("ldv", "int"), f("inv")})
+	fr.arg("o", "DI")
+	fr.arg("a", "SI")
+	fr.arg("n", "CX")
+	fr.arg("v", "DX")
+	fr.arg("ldv", "R8")
+	emit("VBROADCASTSS %s, %s", fr.mem("inv"), s.r(5))
+	for i := 0; i < u; i++ {
+		zero(s, i)
+	}
+	label("loop")
+	emit("VBROADCASTSS (SI), %s", s.r(4))
+	emit("VMULPS %s, %s, %s", s.r(5), s.r(4), s.r(4))
+	for i := 0; i < u; i++ {
+		emit("VFMADD231PS %d(DX), %s, %s", i*s.vbytes(), s.r(4), s.r(i))
+	}
+	emit("ADDQ $4, SI")
+	emit("ADDQ R8, DX")
+	emit("DECQ CX")
+	emit("JNZ loop")
+	for i := 0; i < u; i++ {
+		emit("VMOVUPS %s, %d(DI)", s.r(i), i*s.vbytes())
+	}
+	ret()
+}
+
+// ---------------------------------------------------------------------------
+// Machine ceilings.
+
+// genCopy copies n bytes (a multiple of 4 vectors; dst aligned to a vector)
+// with non-temporal stores, which bypass the caches as a large copy should.
+func genCopy(s isa) {
+	fr := text("copyNT"+s.name, "", []param{p("dst", "unsafe.Pointer"), p("src", "unsafe.Pointer"), p("n", "int")})
+	fr.arg("dst", "DI")
+	fr.arg("src", "SI")
+	fr.arg("n", "CX")
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	for v := 0; v < 4; v++ {
+		emit("VMOVUPS %d(SI), %s", v*s.vbytes(), s.r(v))
+	}
+	for v := 0; v < 4; v++ {
+		emit("VMOVNTPS %s, %d(DI)", s.r(v), v*s.vbytes())
+	}
+	emit("ADDQ $%d, SI", 4*s.vbytes())
+	emit("ADDQ $%d, DI", 4*s.vbytes())
+	emit("SUBQ $%d, CX", 4*s.vbytes())
+	emit("JNZ loop")
+	emit("SFENCE")
+	label("done")
+	ret()
+}
+
+// genRead sums n bytes of float32 (a multiple of 4 vectors), to measure
+// read bandwidth; the sum keeps the loads from being dead.
+func genRead(s isa) {
+	fr := text("readSum"+s.name, "", []param{p("src", "unsafe.Pointer"), p("n", "int")}, f("sum"))
+	fr.arg("src", "SI")
+	fr.arg("n", "CX")
+	for v := 0; v < 4; v++ {
+		zero(s, v)
+	}
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	for v := 0; v < 4; v++ {
+		emit("VADDPS %d(SI), %s, %s", v*s.vbytes(), s.r(v), s.r(v))
+	}
+	emit("ADDQ $%d, SI", 4*s.vbytes())
+	emit("SUBQ $%d, CX", 4*s.vbytes())
+	emit("JNZ loop")
+	label("done")
+	emit("VADDPS %s, %s, %s", s.r(1), s.r(0), s.r(0))
+	emit("VADDPS %s, %s, %s", s.r(3), s.r(2), s.r(2))
+	emit("VADDPS %s, %s, %s", s.r(2), s.r(0), s.r(0))
+	reduce(s, 0, 1)
+	emit("VMOVSS X0, %s", fr.mem("sum"))
+	ret()
+}
+
+// genFMA runs n iterations of independent fused multiply-add chains, as
+// many as keep both FMA pipes busy through their latency.
+func genFMA(s isa) int {
+	chains := 24
+	if s.lanes == 8 {
+		chains = 12
+	}
+	fr := text("fmaLoop"+s.name, "", []param{p("n", "int")})
+	fr.arg("n", "CX")
+	a, b := chains, chains+1
+	for i := 0; i < chains+2; i++ {
+		zero(s, i)
+	}
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	for i := 0; i < chains; i++ {
+		emit("VFMADD231PS %s, %s, %s", s.r(a), s.r(b), s.r(i))
+	}
+	emit("DECQ CX")
+	emit("JNZ loop")
+	label("done")
+	ret()
+	return chains
+}
+
+func main() {
+	asmOut := flag.String("asm", "simd_amd64.s", "assembly output")
+	declOut := flag.String("decl", "simd_decl_amd64.go", "declarations output")
+	flag.StringVar(&pfMode, "pf", pfMode, "prefetch mode (experiments)")
+	flag.Parse()
+
+	fmt.Fprintf(&asm, "// Code generated by kernels/internal/asmgen; DO NOT EDIT.\n\n//go:build amd64 && !purego\n\n#include \"textflag.h\"\n\n")
+	genConsts()
+	var geo bytes.Buffer
+	for _, s := range []isa{avx2, avx512} {
+		for _, dt := range []dtype{f32, f16, bf16, q8} {
+			genAxpy(s, dt)
+			genDot(s, dt)
+			if dt != f32 {
+				genConvert(s, dt)
+			}
+		}
+		tmr, tnr := genDotTile(s)
+		gmr, gnr := genGemm(s)
+		genGemmQ8(s)
+		genConvertQ8Raw(s)
+		genGelu(s)
+		genExpSum(s)
+		genMax(s)
+		genSum(s, false)
+		genSum(s, true)
+		genLNApply(s)
+		genAdd(s)
+		genScale(s)
+		genAttnAccum(s, 4)
+		genAttnAccum(s, 1)
+		genCopy(s)
+		genRead(s)
+		chains := genFMA(s)
+		fmt.Fprintf(&geo, "\t%sLanes = %d\n\t%sTileMR = %d\n\t%sTileNR = %d\n\t%sGemmMR = %d\n\t%sGemmNR = %d\n\t%sFMAChains = %d\n",
+			strings.ToLower(s.name), s.lanes, strings.ToLower(s.name), tmr, strings.ToLower(s.name), tnr,
+			strings.ToLower(s.name), gmr, strings.ToLower(s.name), gnr, strings.ToLower(s.name), chains)
+	}
+
+	src := "// Code generated by kernels/internal/asmgen; DO NOT EDIT.\n\n//go:build amd64 && !purego\n\npackage kernels\n\nimport \"unsafe\"\n\n" +
+		"// Shapes of the generated kernels.\nconst (\n" + geo.String() + ")\n" + decl.String()
+	formatted, err := format.Source([]byte(src))
+	if err != nil {
+		log.Fatalf("format declarations: %v", err)
+	}
+	if err := os.WriteFile(*asmOut, asm.Bytes(), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*declOut, formatted, 0o644); err != nil {
+		log.Fatal(err)
+	}
+}

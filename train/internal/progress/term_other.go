@@ -1,0 +1,7 @@
+//go:build !(darwin || dragonfly || freebsd || linux || netbsd || openbsd)
+
+package progress
+
+import "os"
+
+func isTerminal(*os.File) bool { return false }
