@@ -20,6 +20,7 @@ func matMulTGeneric(out, x []float32, n int, w *Mat, lo, hi int) {
 		w3 := w.F32[(j+3)*k : (j+4)*k]
 		for i := 0; i < n; i++ {
 			xi := x[i*k : (i+1)*k]
+			w0, w1, w2, w3 := w0[:len(xi)], w1[:len(xi)], w2[:len(xi)], w3[:len(xi)] // no bounds checks below
 			var s0, s1, s2, s3 float32
 			for p, v := range xi {
 				s0 += v * w0[p]

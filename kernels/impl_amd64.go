@@ -49,3 +49,15 @@ func simdImpls() []*impl {
 	}
 	return out
 }
+
+// expPadded sets pad[i] = exp(pad[i] - m) with im's vector kernel. It calls
+// the kernel directly, not through im, so that pad can stay on the
+// caller's stack: the compiler cannot see that a function value does not
+// keep its argument.
+func expPadded(im *impl, pad *[16]float32, m float32) {
+	if im.lanes == avx512Lanes {
+		expSumAVX512(&pad[0], avx512Lanes, m)
+	} else {
+		expSumAVX2(&pad[0], avx2Lanes, m)
+	}
+}

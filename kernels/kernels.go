@@ -609,17 +609,24 @@ func maxOf(im *impl, x []float32) float32 {
 	return m
 }
 
-// expSum sets x[i] = exp(x[i] - m) and returns their sum.
+// expSum sets x[i] = exp(x[i] - m) and returns their sum: the lane-tree
+// sum of the whole vectors, then the rest added in order. The rest goes
+// through the vector kernel too, padded, so every value is the same
+// approximation of exp.
 func expSum(im *impl, x []float32, m float32) float32 {
 	nv := len(x) - len(x)%im.lanes
 	var sum float32
 	if nv > 0 {
 		sum = im.expSum(&x[0], nv, m)
 	}
-	for i := nv; i < len(x); i++ {
-		e := float32(math.Exp(float64(x[i] - m)))
-		x[i] = e
-		sum += e
+	if nv < len(x) {
+		var pad [16]float32
+		n := copy(pad[:], x[nv:])
+		expPadded(im, &pad, m) // the padding's sum is dropped
+		for i, e := range pad[:n] {
+			x[nv+i] = e
+			sum += e
+		}
 	}
 	return sum
 }

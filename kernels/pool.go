@@ -61,8 +61,9 @@ func Threads() int { return int(poolThreads.Load()) }
 // costs about as much as a small call itself.
 const spinFor = 50 * time.Microsecond
 
-// spinners counts the workers spinning; no more than Threads()-1 may, so
-// that spinning never takes a core from the goroutine that hands out work.
+// spinners counts the workers spinning; no more than Threads()-1 may (and
+// fewer than GOMAXPROCS), so that spinning never takes a processor from
+// the goroutine that hands out work.
 var spinners atomic.Int32
 
 func startPool() {
@@ -90,7 +91,7 @@ func worker() {
 // nextPiece waits for a piece of work, spinning briefly first if few
 // enough others are.
 func nextPiece() (piece, bool) {
-	if n := spinners.Add(1); int(n) < Threads() {
+	if n := int(spinners.Add(1)); n < Threads() && n < runtime.GOMAXPROCS(0) {
 		deadline := time.Now().Add(spinFor)
 		for i := 0; ; i++ {
 			select {

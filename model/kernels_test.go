@@ -87,6 +87,7 @@ func TestWeightTypes(t *testing.T) {
 	dir := fixture.HFDir(t)
 	exp := fixture.LoadExpected(t, dir)
 	base := load(t, dir)
+	best := kernels.Impl()
 	for _, tc := range []struct {
 		dt  kernels.DType
 		tol float64
@@ -102,9 +103,10 @@ func TestWeightTypes(t *testing.T) {
 			eachKernelImpl(t, func(t *testing.T) {
 				var worst float64
 				for _, seq := range exp.Sequences {
-					if kernels.Impl() == "generic" && len(seq.InputIDs) > 64 {
-						// Plain Go is slow at 128 positions of a 50257-token
-						// head; the shorter sequences exercise the same code.
+					if kernels.Impl() != best && len(seq.InputIDs) > 64 {
+						// The shorter sequences exercise the same code; the
+						// longest go through the default kernels only, to
+						// keep the test quick.
 						continue
 					}
 					logits, err := m.Forward([]model.Step{{Cache: m.NewCache(), Tokens: seq.InputIDs, All: true}})

@@ -68,9 +68,18 @@ func newBenchCmd() *cobra.Command {
 
 Each timing is the median of --runs runs (default 5) after a warm-up run;
 on a shared machine the spread is wide, so say so when quoting them. All
-use --threads threads. Without --model the model is GPT-2 124M's shape with
-seeded random weights, written to a temporary safetensors file and loaded
-from it like any other; --dtype converts the weights (q8_0, f16, bf16) first.`,
+use --threads threads. Prefill GFLOP/s counts 24·C²·n per block (its four
+matrices), causal attention (4·C per pair of positions) and the output
+projection of the last position. Without --model the model is GPT-2 124M's
+shape with seeded random weights, written to a temporary safetensors file
+and loaded from it like any other; --dtype converts the weights (q8_0, f16,
+bf16) first.
+
+--json prints one object: threads, dtype, kernels, copy_bandwidth_gbs,
+fma_peak_gflops, load_seconds, file_bytes, prefill_tokens,
+prefill_tokens_per_s, prefill_gflops, prefill_peak_fraction, decode_tokens,
+decode_tokens_per_s, decode_bytes_per_token, decode_bandwidth_fraction,
+peak_rss_bytes, runs.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if prompt < 1 || decode < 1 || runs < 1 {
