@@ -174,6 +174,29 @@ func TestSamplingIndependentOfBatch(t *testing.T) {
 	}
 }
 
+func TestSkipLogprobs(t *testing.T) {
+	m, tok, exp := loadFixture(t)
+	prompt := exp.GreedyAllPrompts[0].PromptIDs
+	opts := Options{Params: Params{Temperature: 0.8, TopK: 40, Seed: 7}, MaxTokens: 6, N: 2}
+	with, err := Generate(context.Background(), m, tok, prompt, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.SkipLogprobs = true
+	without, err := Generate(context.Background(), m, tok, prompt, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range with {
+		if !slices.Equal(with[i].Ids, without[i].Ids) || with[i].Text != without[i].Text {
+			t.Errorf("sample %d: %v with logprobs, %v without", i, with[i].Ids, without[i].Ids)
+		}
+		if len(with[i].Logprobs) != len(with[i].Ids) || without[i].Logprobs != nil {
+			t.Errorf("sample %d: %d logprobs for %d tokens, and %v with SkipLogprobs", i, len(with[i].Logprobs), len(with[i].Ids), without[i].Logprobs)
+		}
+	}
+}
+
 func TestTruncatedSamplingIsGreedy(t *testing.T) {
 	m, tok, exp := loadFixture(t)
 	g := exp.GreedyAllPrompts[1]

@@ -86,16 +86,31 @@ const pcgStream = 0x9e3779b97f4a7c15
 // generator, so the tokens it draws depend only on its seed and the logits
 // it is given, never on what other sequences are doing. It is not safe for
 // concurrent use.
+//
+// Sampling is a per-token cost that batching cannot share, so it is kept
+// to a pass or so over the logits, without sorting: the bias and the
+// penalties touch only the tokens they apply to (on a copy), greedy
+// decoding and top-k make a single pass, and exponentials are taken of
+// the candidates that survive top-k only. Without top-k, the draw needs
+// the sum of the exponentials of the whole vocabulary (see expNonPos for
+// why they are cheaper than math.Exp).
 type Sampler struct {
 	p     Params
 	vocab int
 	rng   *rand.Rand
 
-	inContext map[int]bool // tokens seen, prompt included (repetition penalty)
-	counts    map[int]int  // generated tokens (presence and frequency penalties)
+	biasIDs   []int     // LogitBias's ids, ascending
+	biasVals  []float64 // LogitBias's values, in the same order
+	ctxIDs    []int     // tokens seen, prompt included (repetition penalty)
+	inContext map[int]bool
+	genIDs    []int // tokens generated (presence and frequency penalties)
+	genCounts []int // times each of genIDs was generated
+	genIndex  map[int]int
 
-	z   []float64 // scratch: adjusted logits, then weights
-	idx []int     // scratch: candidate ids
+	z     []float32                // scratch: adjusted logits
+	w     []float64                // scratch: weights of the whole vocabulary
+	cands []cand                   // scratch: candidates
+	hist  *[nucleusBuckets]float64 // scratch: top-p's histogram
 }
 
 // NewSampler returns a sampler for a vocabulary of vocab tokens. Only the
@@ -109,13 +124,18 @@ func NewSampler(p Params, vocab int) (*Sampler, error) {
 	if err := p.Validate(vocab); err != nil {
 		return nil, err
 	}
-	return &Sampler{
+	s := &Sampler{
 		p:         p,
 		vocab:     vocab,
 		rng:       rand.New(rand.NewPCG(p.Seed, pcgStream)),
 		inContext: map[int]bool{},
-		counts:    map[int]int{},
-	}, nil
+		genIndex:  map[int]int{},
+	}
+	s.biasIDs = slices.Sorted(maps.Keys(p.LogitBias))
+	for _, id := range s.biasIDs {
+		s.biasVals = append(s.biasVals, float64(p.LogitBias[id]))
+	}
+	return s, nil
 }
 
 // Params returns the sampler's parameters.
@@ -125,14 +145,35 @@ func (s *Sampler) Params() Params { return s.p }
 // but the presence and frequency penalties do not.
 func (s *Sampler) ObserveContext(ids ...int) {
 	for _, id := range ids {
-		s.inContext[id] = true
+		s.see(id)
 	}
 }
 
 // Observe records a generated token, for the penalties.
 func (s *Sampler) Observe(id int) {
-	s.inContext[id] = true
-	s.counts[id]++
+	if !s.see(id) {
+		return
+	}
+	if j, ok := s.genIndex[id]; ok {
+		s.genCounts[j]++
+		return
+	}
+	s.genIndex[id] = len(s.genIDs)
+	s.genIDs = append(s.genIDs, id)
+	s.genCounts = append(s.genCounts, 1)
+}
+
+// see records id as in the context and reports whether it is in the
+// vocabulary (the penalties ignore other ids).
+func (s *Sampler) see(id int) bool {
+	if id < 0 || id >= s.vocab {
+		return false
+	}
+	if !s.inContext[id] {
+		s.inContext[id] = true
+		s.ctxIDs = append(s.ctxIDs, id)
+	}
+	return true
 }
 
 // Sample draws the next token from logits (at least vocab of them). It does
@@ -140,218 +181,201 @@ func (s *Sampler) Observe(id int) {
 // always returns the same token. NaN logits count as -Inf.
 func (s *Sampler) Sample(logits []float32) int {
 	z := s.adjust(logits)
-	if s.p.Temperature == 0 {
+	inv := 1 / s.p.Temperature
+	if s.p.Temperature == 0 || math.IsInf(inv, 0) {
+		// Greedy, or a temperature so small it is greedy: the weights
+		// below would be NaN.
 		return argmax(z)
 	}
-	top := argmax(z)
-	hi := z[top]
-	inv := 1 / s.p.Temperature
-	if math.IsInf(hi, 0) || math.IsInf(inv, 0) {
-		// All banned, an infinite logit, or a temperature so small it
-		// is greedy: the weights below would be NaN.
-		return top
-	}
-	// Weights proportional to the tempered probabilities (the largest is
-	// 1), computed only for the tokens that can still be drawn: exp is most
-	// of the cost.
 	k := s.p.TopK
+	if k == 0 || k > len(z) {
+		k = len(z)
+	}
 	nucleus := s.p.TopP > 0 && s.p.TopP < 1
-	if (k == 0 || k >= s.vocab) && !nucleus {
-		for i, v := range z {
-			z[i] = math.Exp((v - hi) * inv)
+	switch {
+	case k < len(z):
+		c := topCands(s.cands[:0], z, k)
+		s.cands = c
+		hi, ok := peak(c)
+		if !ok {
+			return argmax(z)
 		}
-		return s.draw(z, nil)
-	}
-
-	idx := s.idx[:0]
-	for i := range z {
-		idx = append(idx, i)
-	}
-	s.idx = idx
-	if k > 0 && k < len(idx) {
-		// Tempering preserves the order, so select on the logits.
-		selectTop(idx, z, k)
-		idx = idx[:k]
-	}
-	for _, i := range idx {
-		z[i] = math.Exp((z[i] - hi) * inv)
-	}
-	if nucleus {
-		var total float64
-		for _, i := range idx {
-			total += z[i]
+		weigh(c, hi, inv)
+		if nucleus {
+			var total float64
+			for _, x := range c {
+				total += x.w
+			}
+			c = c[:selectNucleus(c, s.p.TopP*total)]
 		}
-		idx = idx[:selectNucleus(idx, z, s.p.TopP*total)]
+		return s.draw(c)
+	case nucleus:
+		return s.sampleNucleus(z, inv)
+	default:
+		return s.sampleAll(z, inv)
 	}
-	// The selections leave idx in an order that depends only on the
-	// weights, so the draw below is deterministic without sorting.
-	return s.draw(z, idx)
 }
 
-// adjust copies logits into the scratch buffer as float64 and applies the
-// logit bias and the penalties.
-func (s *Sampler) adjust(logits []float32) []float64 {
-	if len(logits) < s.vocab {
-		panic(fmt.Sprintf("sample: %d logits for a vocabulary of %d", len(logits), s.vocab))
+// peak returns the largest logit among candidates c, and whether it is
+// finite: there may be no candidates (every logit NaN or -Inf), or an
+// infinite logit, which the callers draw greedily.
+func peak(c []cand) (float64, bool) {
+	if len(c) == 0 {
+		return 0, false
 	}
-	if s.z == nil {
-		s.z = make([]float64, s.vocab)
+	hi := c[0].w
+	for _, x := range c[1:] {
+		hi = max(hi, x.w)
 	}
-	z := s.z
-	for i, v := range logits[:s.vocab] {
-		z[i] = float64(v)
-		if z[i] != z[i] {
-			z[i] = math.Inf(-1)
-		}
-	}
-	for id, b := range s.p.LogitBias {
-		z[id] += float64(b)
-	}
-	if r := s.p.RepetitionPenalty; r != 0 && r != 1 {
-		for id := range s.inContext {
-			if id < 0 || id >= s.vocab {
-				continue
-			}
-			if z[id] > 0 {
-				z[id] /= r
-			} else {
-				z[id] *= r
-			}
-		}
-	}
-	if pp, fp := s.p.PresencePenalty, s.p.FrequencyPenalty; pp != 0 || fp != 0 {
-		for id, c := range s.counts {
-			if id < 0 || id >= s.vocab {
-				continue
-			}
-			z[id] -= pp + fp*float64(c)
-		}
-	}
-	return z
+	return hi, !math.IsInf(hi, 0)
 }
 
-// draw picks an index with probability proportional to its weight, among
-// idx (in that order) or, when idx is nil, among all of w.
-func (s *Sampler) draw(w []float64, idx []int) int {
-	var total float64
-	if idx == nil {
-		for _, v := range w {
-			total += v
-		}
-	} else {
-		for _, i := range idx {
-			total += w[i]
-		}
+// weigh replaces the logits of candidates c by their weights at
+// temperature 1/inv, relative to hi, the largest (whose weight is 1).
+func weigh(c []cand, hi, inv float64) {
+	for i := range c {
+		c[i].w = expNonPos((c[i].w - hi) * inv)
 	}
+}
+
+// sampleAll draws from the whole vocabulary at temperature 1/inv.
+func (s *Sampler) sampleAll(z []float32, inv float64) int {
+	top := argmax(z)
+	hi := float64(z[top])
+	if math.IsInf(hi, 0) || hi != hi {
+		return top // all banned (-Inf or NaN), or an infinite logit
+	}
+	if s.w == nil {
+		s.w = make([]float64, s.vocab)
+	}
+	w := s.w[:len(z)]
+	total := expFill(w, z, hi, inv)
 	u := s.rng.Float64() * total
-	last := -1
+	last := top
 	var acc float64
-	visit := func(i int) bool {
-		if w[i] <= 0 {
-			return false
+	for i, v := range w {
+		if v <= 0 {
+			continue
 		}
 		last = i
-		acc += w[i]
-		return u < acc
-	}
-	if idx == nil {
-		for i := range w {
-			if visit(i) {
-				return i
-			}
-		}
-	} else {
-		for _, i := range idx {
-			if visit(i) {
-				return i
-			}
+		acc += v
+		if u < acc {
+			return i
 		}
 	}
 	return last // rounding left u at the very top
 }
 
-// argmax returns the index of the largest value, the lowest such index on
-// ties.
-func argmax(z []float64) int {
-	best := 0
-	for i, v := range z {
-		if v > z[best] {
-			best = i
+// sampleNucleus draws from the smallest set of most likely tokens whose
+// probabilities at temperature 1/inv add up to at least TopP, taking the
+// exponentials of all the logits but sorting none: the pass that sums the
+// weights also histograms them by tempered logit, in steps of 1/8, which
+// tells how far below the largest logit the set reaches. The tokens above
+// that bound (and one step more, for rounding) are the candidates, a few
+// more than the set itself.
+func (s *Sampler) sampleNucleus(z []float32, inv float64) int {
+	top := argmax(z)
+	hi := float64(z[top])
+	if math.IsInf(hi, 0) || hi != hi {
+		return top // all banned (-Inf or NaN), or an infinite logit
+	}
+	if s.hist == nil {
+		s.hist = new([nucleusBuckets]float64)
+	}
+	hist := s.hist
+	*hist = [nucleusBuckets]float64{}
+	total := expSumHist(z, hi, inv, hist)
+	target := s.p.TopP * total
+	b := 0
+	for acc := 0.0; b < nucleusBuckets-1; b++ {
+		if acc += hist[b]; acc >= target {
+			break
 		}
 	}
-	return best
-}
-
-// rank orders token ids by descending weight, then ascending id, so that
-// every ordering below is total and therefore deterministic.
-func rank(w []float64, a, b int) int {
-	switch {
-	case w[a] > w[b]:
-		return -1
-	case w[a] < w[b]:
-		return 1
-	}
-	return a - b
-}
-
-// partition reorders idx around a pivot (its middle element) so that the
-// ids ranked before the pivot come first, and returns the pivot's new index.
-func partition(idx []int, w []float64) int {
-	last := len(idx) - 1
-	mid := len(idx) / 2
-	idx[mid], idx[last] = idx[last], idx[mid]
-	pivot := idx[last]
-	p := 0
-	for i := range last {
-		if rank(w, idx[i], pivot) < 0 {
-			idx[i], idx[p] = idx[p], idx[i]
-			p++
+	c := s.cands[:0]
+	if b < nucleusBuckets-2 {
+		cut := float32(hi - float64(b+2)/(nucleusStep*inv))
+		for i, v := range z {
+			if v >= cut {
+				c = append(c, cand{float64(v), i})
+			}
 		}
-	}
-	idx[p], idx[last] = idx[last], idx[p]
-	return p
-}
-
-// selectTop reorders idx so that idx[:k] holds its k highest-ranked ids, in
-// no particular order. It takes linear time on average.
-func selectTop(idx []int, w []float64, k int) {
-	lo, hi := 0, len(idx)
-	for hi-lo > 1 {
-		m := lo + partition(idx[lo:hi], w)
-		switch {
-		case m == k || m == k-1:
-			return
-		case m > k:
-			hi = m
-		default:
-			lo = m + 1
-		}
-	}
-}
-
-// selectNucleus reorders idx so that idx[:n] holds the fewest
-// highest-ranked ids whose weights add up to at least target, and returns
-// n (at least 1). It takes linear time on average.
-func selectNucleus(idx []int, w []float64, target float64) int {
-	// idx[:lo] are the lo highest-ranked ids, of total weight acc < target;
-	// the answer lies in (lo, hi].
-	lo, hi := 0, len(idx)
-	var acc float64
-	for hi-lo > 1 {
-		m := lo + partition(idx[lo:hi], w)
+		weigh(c, hi, inv)
 		var mass float64
-		for _, i := range idx[lo:m] {
-			mass += w[i]
+		for _, x := range c {
+			mass += x.w
 		}
-		if m > lo && acc+mass >= target {
-			hi = m
+		if mass < target { // only if rounding defeated the bound
+			c = c[:0]
+		}
+	}
+	if len(c) == 0 {
+		c = topCands(c, z, len(z))
+		weigh(c, hi, inv)
+	}
+	s.cands = c
+	return s.draw(c[:selectNucleus(c, target)])
+}
+
+// adjust returns the first vocab logits with the logit bias and the
+// penalties applied: logits itself when there are none to apply, else a
+// copy in the scratch buffer, in which only the tokens concerned differ.
+func (s *Sampler) adjust(logits []float32) []float32 {
+	if len(logits) < s.vocab {
+		panic(fmt.Sprintf("sample: %d logits for a vocabulary of %d", len(logits), s.vocab))
+	}
+	logits = logits[:s.vocab]
+	r := s.p.RepetitionPenalty
+	repetition := r != 0 && r != 1 && len(s.ctxIDs) > 0
+	pp, fp := s.p.PresencePenalty, s.p.FrequencyPenalty
+	presence := (pp != 0 || fp != 0) && len(s.genIDs) > 0
+	if len(s.biasIDs) == 0 && !repetition && !presence {
+		return logits
+	}
+	if s.z == nil {
+		s.z = make([]float32, s.vocab)
+	}
+	z := s.z
+	copy(z, logits)
+	for i, id := range s.biasIDs {
+		z[id] = float32(float64(z[id]) + s.biasVals[i])
+	}
+	if repetition {
+		for _, id := range s.ctxIDs {
+			if v := float64(z[id]); v > 0 {
+				z[id] = float32(v / r)
+			} else {
+				z[id] = float32(v * r)
+			}
+		}
+	}
+	if presence {
+		for i, id := range s.genIDs {
+			z[id] = float32(float64(z[id]) - pp - fp*float64(s.genCounts[i]))
+		}
+	}
+	return z
+}
+
+// draw picks a candidate with probability proportional to its weight,
+// trying them in order, and returns its id.
+func (s *Sampler) draw(c []cand) int {
+	var total float64
+	for _, x := range c {
+		total += x.w
+	}
+	u := s.rng.Float64() * total
+	last := c[0].id
+	var acc float64
+	for _, x := range c {
+		if x.w <= 0 {
 			continue
 		}
-		acc += mass + w[idx[m]]
-		if acc >= target {
-			return m + 1
+		last = x.id
+		acc += x.w
+		if u < acc {
+			return x.id
 		}
-		lo = m + 1
 	}
-	return max(hi, 1)
+	return last // rounding left u at the very top
 }

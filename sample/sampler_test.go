@@ -190,7 +190,7 @@ func TestPenaltiesAndBiasExact(t *testing.T) {
 		}
 		return s
 	}
-	check := func(name string, got, want []float64) {
+	check := func(name string, got, want []float32) {
 		t.Helper()
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: adjusted logits %v, want %v", name, got, want)
@@ -199,22 +199,22 @@ func TestPenaltiesAndBiasExact(t *testing.T) {
 
 	s := newS(Params{RepetitionPenalty: 2})
 	s.ObserveContext(0, 1, 0)
-	check("repetition", s.adjust(logits), []float64{1, -2, 0.5, 3, -2})
+	check("repetition", s.adjust(logits), []float32{1, -2, 0.5, 3, -2})
 
 	s = newS(Params{PresencePenalty: 0.5, FrequencyPenalty: 0.25})
 	s.ObserveContext(0) // the prompt does not count
 	s.Observe(2)
 	s.Observe(2)
 	s.Observe(3)
-	check("presence+frequency", s.adjust(logits), []float64{2, -1, 0.5 - 0.5 - 0.5, 3 - 0.5 - 0.25, -2})
+	check("presence+frequency", s.adjust(logits), []float32{2, -1, 0.5 - 0.5 - 0.5, 3 - 0.5 - 0.25, -2})
 
 	s = newS(Params{LogitBias: map[int]float32{4: 10, 3: -100}})
-	check("bias", s.adjust(logits), []float64{2, -1, 0.5, -97, 8})
+	check("bias", s.adjust(logits), []float32{2, -1, 0.5, -97, 8})
 
 	// Everything at once, in order: bias, repetition, presence/frequency.
 	s = newS(Params{LogitBias: map[int]float32{1: 3}, RepetitionPenalty: 4, PresencePenalty: 1})
 	s.Observe(1) // -1+3 = 2 → 2/4 = 0.5 → 0.5-1 = -0.5
-	check("combined", s.adjust(logits), []float64{2, -0.5, 0.5, 3, -2})
+	check("combined", s.adjust(logits), []float32{2, -0.5, 0.5, 3, -2})
 
 	// The outcome of greedy decoding follows.
 	for _, c := range []struct {
@@ -288,45 +288,83 @@ func TestSelection(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for trial := range 300 {
 		n := 1 + rng.IntN(60)
-		w := make([]float64, n)
-		for i := range w {
-			w[i] = float64(rng.IntN(6)) // many ties
-		}
-		sorted := make([]int, n)
+		sorted := make([]cand, n)
 		for i := range sorted {
-			sorted[i] = i
+			sorted[i] = cand{w: float64(rng.IntN(6)), id: i} // many ties
 		}
-		slices.SortFunc(sorted, func(a, b int) int { return rank(w, a, b) })
+		slices.SortFunc(sorted, rank)
 
 		k := 1 + rng.IntN(n)
-		idx := slices.Clone(sorted)
-		rng.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
-		selectTop(idx, w, k)
-		got := slices.Clone(idx[:k])
-		slices.SortFunc(got, func(a, b int) int { return rank(w, a, b) })
+		c := slices.Clone(sorted)
+		rng.Shuffle(n, func(i, j int) { c[i], c[j] = c[j], c[i] })
+		selectTop(c, k)
+		got := slices.Clone(c[:k])
+		slices.SortFunc(got, rank)
 		if !slices.Equal(got, sorted[:k]) {
-			t.Fatalf("trial %d: selectTop(%d) = %v, want %v (weights %v)", trial, k, got, sorted[:k], w)
+			t.Fatalf("trial %d: selectTop(%d) = %v, want %v", trial, k, got, sorted[:k])
 		}
 
 		var total float64
-		for _, v := range w {
-			total += v
+		for _, x := range sorted {
+			total += x.w
 		}
 		target := rng.Float64() * total
 		want := 0
 		for acc := 0.0; want < n; {
-			acc += w[sorted[want]]
+			acc += sorted[want].w
 			want++
 			if acc >= target {
 				break
 			}
 		}
-		rng.Shuffle(n, func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
-		m := selectNucleus(idx, w, target)
-		got = slices.Clone(idx[:m])
-		slices.SortFunc(got, func(a, b int) int { return rank(w, a, b) })
+		rng.Shuffle(n, func(i, j int) { c[i], c[j] = c[j], c[i] })
+		m := selectNucleus(c, target)
+		got = slices.Clone(c[:m])
+		slices.SortFunc(got, rank)
 		if !slices.Equal(got, sorted[:want]) {
-			t.Fatalf("trial %d: nucleus(%g of %g) = %v, want %v (weights %v)", trial, target, total, got, sorted[:want], w)
+			t.Fatalf("trial %d: nucleus(%g of %g) = %v, want %v", trial, target, total, got, sorted[:want])
+		}
+	}
+}
+
+// TestTopCands checks the one-pass selection against a sort, on inputs
+// large enough to go through its compactions, in every order (ascending
+// input makes every value pass the threshold), with ties, NaN and -Inf.
+func TestTopCands(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	nan, ninf := float32(math.NaN()), float32(math.Inf(-1))
+	for trial := range 60 {
+		n := 1 + rng.IntN(5000)
+		z := make([]float32, n)
+		for i := range z {
+			switch r := rng.IntN(100); {
+			case r < 3:
+				z[i] = nan
+			case r < 6:
+				z[i] = ninf
+			case trial%3 == 0:
+				z[i] = float32(rng.IntN(20)) // many ties
+			case trial%3 == 1:
+				z[i] = float32(i) // ascending
+			default:
+				z[i] = float32(rng.NormFloat64())
+			}
+		}
+		var all []cand
+		for i, v := range z {
+			if v == v && v != ninf {
+				all = append(all, cand{float64(v), i})
+			}
+		}
+		slices.SortFunc(all, rank)
+		for _, k := range []int{1, 2, 40, 300, n} {
+			got := topCands(nil, z, k)
+			slices.SortFunc(got, rank)
+			want := all[:min(k, len(all))]
+			if !slices.Equal(got, want) {
+				t.Fatalf("trial %d (n %d), k %d: got %d candidates, want %d; first differences: %v vs %v",
+					trial, n, k, len(got), len(want), got[:min(5, len(got))], want[:min(5, len(want))])
+			}
 		}
 	}
 }
@@ -409,6 +447,140 @@ func TestSampleEdgeCases(t *testing.T) {
 		}
 		if got := s.Sample(c.logits); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// refDistribution is the distribution Sample draws from, computed the
+// plain way: the logits adjusted by adjust (in float64), tempered, sorted,
+// cut to top-k and top-p, renormalised.
+func refDistribution(logits []float32, p Params, adjust func(z []float64)) []float64 {
+	z := make([]float64, len(logits))
+	for i, v := range logits {
+		z[i] = float64(v)
+	}
+	adjust(z)
+	order := make([]int, len(z))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return rank(cand{z[a], a}, cand{z[b], b}) })
+	hi := z[order[0]]
+	w := make([]float64, len(z))
+	var total float64
+	for i, v := range z {
+		w[i] = math.Exp((v - hi) / p.Temperature)
+		total += w[i]
+	}
+	keep := len(order)
+	if p.TopK > 0 {
+		keep = min(keep, p.TopK)
+		total = 0
+		for _, i := range order[:keep] {
+			total += w[i]
+		}
+	}
+	if p.TopP > 0 && p.TopP < 1 {
+		var acc float64
+		for n, i := range order[:keep] {
+			if acc += w[i]; acc >= p.TopP*total {
+				keep = n + 1
+				break
+			}
+		}
+	}
+	probs := make([]float64, len(z))
+	var sum float64
+	for _, i := range order[:keep] {
+		sum += w[i]
+	}
+	for _, i := range order[:keep] {
+		probs[i] = w[i] / sum
+	}
+	return probs
+}
+
+// TestLargeVocabDistribution checks the paths taken for a real vocabulary
+// (the one-pass top-k with its compactions, the histogram for top-p, the
+// whole-vocabulary draw, the penalties on a copy) against refDistribution:
+// four likely tokens hidden among 2000 others, whose draws are pooled in
+// one cell, so that each case has at most 5 cells. Tokens outside the
+// reference's support must never be drawn.
+func TestLargeVocabDistribution(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const vocab = 2004
+	logits := make([]float32, vocab)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() - 4)
+	}
+	high := []int{1717, 3, 950, 1999}
+	for i, id := range high {
+		logits[id] = []float32{8, 7.5, 7, 6}[i]
+	}
+	none := func([]float64) {}
+	const n = 4000
+	for _, c := range []struct {
+		name   string
+		p      Params
+		adjust func(z []float64)
+		ctx    []int
+	}{
+		{"all", Params{Temperature: 1}, none, nil},
+		{"all-cold", Params{Temperature: 0.5}, none, nil},
+		{"top-p 0.85", Params{Temperature: 1, TopP: 0.85}, none, nil},
+		{"top-p 0.95 cold", Params{Temperature: 0.7, TopP: 0.95}, none, nil},
+		{"top-p into the tail", Params{Temperature: 1, TopP: 0.995}, none, nil},
+		{"top-p hot", Params{Temperature: 3, TopP: 0.5}, none, nil},
+		{"top-k 600", Params{Temperature: 1.3, TopK: 600}, none, nil},
+		{"top-k 600 top-p 0.995", Params{Temperature: 1, TopK: 600, TopP: 0.995}, none, nil},
+		{"top-k 3", Params{Temperature: 1, TopK: 3}, none, nil},
+		{"penalties", Params{Temperature: 1, TopK: 700, TopP: 0.97, RepetitionPenalty: 1.1, LogitBias: map[int]float32{3: -1, 10: 11}},
+			func(z []float64) {
+				z[3]--
+				z[10] += 11
+				for _, id := range []int{1717, 10, 5} {
+					if z[id] > 0 {
+						z[id] /= 1.1
+					} else {
+						z[id] *= 1.1
+					}
+				}
+			}, []int{1717, 10, 5}},
+	} {
+		want := refDistribution(logits, c.p, c.adjust)
+		c.p.Seed = 15
+		s, err := NewSampler(c.p, vocab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ObserveContext(c.ctx...)
+		// The cells: the four likely tokens (and token 10, boosted in
+		// one case), then all the others.
+		cellOf := map[int]int{1717: 0, 3: 1, 950: 2, 1999: 3, 10: 4}
+		cells := make([]float64, 6)
+		for id, p := range want {
+			if cell, ok := cellOf[id]; ok {
+				cells[cell] += p
+			} else {
+				cells[5] += p
+			}
+		}
+		counts := make([]int, 6)
+		for range n {
+			id := s.Sample(logits)
+			if want[id] == 0 {
+				t.Fatalf("%s: drew token %d (logit %g), outside the distribution", c.name, id, logits[id])
+			}
+			if cell, ok := cellOf[id]; ok {
+				counts[cell]++
+			} else {
+				counts[5]++
+			}
+		}
+		// Empty cells do not count as degrees of freedom; at most 5
+		// cells are non-empty in each case.
+		if x := chiSquare(counts, cells, n); x > chi2Crit4 {
+			t.Errorf("%s: counts %v, want proportions %.4f (chi-square %.1f)", c.name, counts, cells, x)
 		}
 	}
 }

@@ -24,6 +24,10 @@ type Options struct {
 	// tokens fit (at least 1), or n_ctx/2 when MaxTokens is 0. Without it
 	// such a prompt is an error.
 	KeepLast bool
+	// SkipLogprobs leaves Result.Logprobs (and Sequence.Logprobs) empty,
+	// for callers that do not use them: scoring each token takes a pass
+	// over all the logits, more than drawing it with top-k does.
+	SkipLogprobs bool
 
 	// N is the number of samples to draw for the prompt (0 means 1); they
 	// go through the model together. Sample i uses the seed Seed+i, so each
@@ -74,7 +78,8 @@ type Result struct {
 	FinishReason string
 	// Logprobs holds, for each of Ids, its log-probability under the
 	// model's own distribution: the log-softmax of the raw logits, before
-	// bias, penalties, temperature and truncation.
+	// bias, penalties, temperature and truncation. It is nil with
+	// SkipLogprobs.
 	Logprobs []float64
 }
 
@@ -109,7 +114,8 @@ type Sequence struct {
 	nctx     int
 	ids      []int // the prompt, then the generated tokens
 	nPrompt  int
-	logprobs []float64
+	logprobs []float64 // nil with SkipLogprobs
+	scored   bool      // whether to fill logprobs
 
 	maxTokens int
 	stop      []string
@@ -158,6 +164,7 @@ func NewSequence(m *model.Model, tok *tokenizer.Tokenizer, cache *model.Cache, p
 		nctx:      cfg.NCtx,
 		ids:       p,
 		nPrompt:   len(p),
+		scored:    !opts.SkipLogprobs,
 		maxTokens: opts.MaxTokens,
 		stop:      slices.Clone(opts.Stop),
 	}
@@ -243,7 +250,9 @@ func (s *Sequence) Accept(logits []float32) (tok int, text string, done bool) {
 	tok = s.sampler.Sample(logits)
 	s.sampler.Observe(tok)
 	s.ids = append(s.ids, tok)
-	s.logprobs = append(s.logprobs, Logprob(logits, tok))
+	if s.scored {
+		s.logprobs = append(s.logprobs, Logprob(logits, tok))
+	}
 
 	if tok == tokenizer.EndOfText {
 		return tok, s.end(FinishStop), true
@@ -328,8 +337,8 @@ func (s *Sequence) Prompt() []int { return s.ids[:s.nPrompt:s.nPrompt] }
 func (s *Sequence) Generated() []int { return slices.Clip(s.ids[s.nPrompt:]) }
 
 // Logprobs returns the log-probability of each generated token under the
-// model's own distribution (see Result.Logprobs). The slice must not be
-// modified.
+// model's own distribution (see Result.Logprobs), or nil with
+// SkipLogprobs. The slice must not be modified.
 func (s *Sequence) Logprobs() []float64 { return slices.Clip(s.logprobs) }
 
 // Text returns the generated text returned by Accept so far.

@@ -67,7 +67,9 @@ func newJob(ctx context.Context, req *completionRequest) *job {
 	j := &job{ctx: ctx, req: req, arrived: time.Now(), notify: make(chan struct{}, 1)}
 	for p, prompt := range req.Prompts {
 		for i := range req.N {
-			opts := sample.Options{Params: req.Params, MaxTokens: req.MaxTokens, Stop: req.Stop}
+			// The server computes the log-probabilities it reports itself
+			// (entry), so the sequence need not.
+			opts := sample.Options{Params: req.Params, MaxTokens: req.MaxTokens, Stop: req.Stop, SkipLogprobs: true}
 			// Choice i of a prompt uses seed+i, as `gpt2 generate
 			// --num-samples` does, so each is reproducible on its own.
 			opts.Seed = req.Params.Seed + uint64(i)

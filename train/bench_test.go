@@ -25,10 +25,14 @@ func BenchmarkTrain(b *testing.B) {
 	}{
 		{"tiny/B=2,T=32", tiny, 2, 32},
 		{"124M/B=4,T=64", model.Presets["gpt2"], 4, 64},
+		{"default/B=8,T=256", defaultShape, 8, 256},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchTrain(b, c.cfg, c.B, c.T) })
 	}
 }
+
+// defaultShape is the shape of the shipped default model.
+var defaultShape = model.Config{NLayer: 6, NHead: 8, NEmbd: 256, NCtx: 256, VocabSize: 50257, LayerNormEps: 1e-5}
 
 func benchTrain(b *testing.B, cfg model.Config, B, T int) {
 	l, err := NewLayout(cfg)
