@@ -24,7 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gpt2go/gpt2/format/internal/le"
-	"github.com/gpt2go/gpt2/format/internal/mmap"
+	"github.com/gpt2go/gpt2/internal/mmap"
 )
 
 // MaxHeaderSize is the largest JSON header accepted, the same limit as the

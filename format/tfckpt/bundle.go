@@ -22,7 +22,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gpt2go/gpt2/format/internal/le"
-	"github.com/gpt2go/gpt2/format/internal/mmap"
+	"github.com/gpt2go/gpt2/internal/mmap"
 )
 
 var (

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"unsafe"
+
+	"github.com/gpt2go/gpt2/internal/mmap"
 )
 
 // The llm.c token-file header.
@@ -71,14 +73,21 @@ func OpenShard(path string) (*Shard, error) {
 	if n == 0 {
 		return s, nil
 	}
-	if data, unmap, ok := mapFile(f, st.Size()); ok && nativeLittleEndian {
-		// The header is 1024 bytes and mappings are page-aligned, so the
-		// tokens are 2-byte aligned.
+	if nativeLittleEndian {
+		m, err := mmap.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("token shard %s: %w", path, err)
+		}
+		data := m.Data()
+		if int64(len(data)) != st.Size() {
+			m.Close()
+			return nil, fmt.Errorf("token shard %s: changed size while being opened", path)
+		}
+		// The header is 1024 bytes and mappings (and heap buffers) are
+		// aligned, so the tokens are 2-byte aligned.
 		s.tokens = unsafe.Slice((*uint16)(unsafe.Pointer(&data[HeaderSize])), n)
-		s.unmap = unmap
+		s.unmap = m.Close
 		return s, nil
-	} else if ok {
-		unmap()
 	}
 	body := make([]byte, 2*n)
 	if _, err := f.ReadAt(body, HeaderSize); err != nil {
