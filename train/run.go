@@ -18,7 +18,7 @@ import (
 	"github.com/gpt2go/gpt2/model"
 	"github.com/gpt2go/gpt2/tokenizer"
 	"github.com/gpt2go/gpt2/train/data"
-	"github.com/gpt2go/gpt2/train/internal/progress"
+	"github.com/gpt2go/gpt2/internal/progress"
 )
 
 // Options configure a training run. The flag tags name the command-line

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gpt2go/gpt2/internal/progress"
 	"github.com/gpt2go/gpt2/tokenizer"
 )
 
@@ -47,7 +47,7 @@ is a terminal (and the text does not already end with one).`,
 				return vocabError(err, tok.VocabSize())
 			}
 			out := cmd.OutOrStdout()
-			if isTerminal(out) && !bytes.HasSuffix(text, []byte("\n")) {
+			if progress.IsTerminal(out) && !bytes.HasSuffix(text, []byte("\n")) {
 				text = append(text, '\n')
 			}
 			_, err = out.Write(text)
@@ -102,14 +102,4 @@ func readIDsJSON(r io.Reader) ([]int, error) {
 		return nil, fmt.Errorf("stdin: want a JSON array of token ids: %v", err)
 	}
 	return ids, nil
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

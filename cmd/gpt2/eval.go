@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gpt2go/gpt2/eval"
+	"github.com/gpt2go/gpt2/internal/progress"
 )
 
 func newEvalCmd() *cobra.Command {
@@ -245,36 +246,25 @@ func formatPaper(v float64, pct bool) string {
 	return fmt.Sprintf("%g", v)
 }
 
-// evalProgress draws a progress line on stderr: redrawn in place at most
-// ten times a second on a terminal, else written as a line every 10s.
+// evalProgress draws each task's progress bar on stderr (see
+// progress.Reporter: in place on a terminal, else a line every 10s).
 type evalProgress struct {
-	w     io.Writer
-	tty   bool
-	last  time.Time
-	shown bool // a bar is on screen (tty) or a line was written for this task
-	p     eval.Progress
-	have  bool
+	rep  *progress.Reporter
+	p    eval.Progress
+	have bool
 }
 
 func newEvalProgress(w io.Writer) *evalProgress {
-	return &evalProgress{w: w, tty: isTerminal(w)}
+	return &evalProgress{rep: progress.New(w, 10*time.Second)}
 }
 
 func (b *evalProgress) update(p eval.Progress) {
 	b.p, b.have = p, true
-	every := 10 * time.Second
-	if b.tty {
-		every = 100 * time.Millisecond
-	}
-	if time.Since(b.last) < every {
-		return
-	}
-	b.last = time.Now()
-	b.draw(false)
+	b.rep.Update("%s", b.line(false))
 }
 
-// draw writes the current state; final ends the line.
-func (b *evalProgress) draw(final bool) {
+// line formats the current state; final reports the time taken.
+func (b *evalProgress) line(final bool) string {
 	p := b.p
 	frac := 0.0
 	if p.Total > 0 {
@@ -293,34 +283,21 @@ func (b *evalProgress) draw(final bool) {
 	case final:
 		eta = "done in " + p.Elapsed.Round(time.Second).String()
 	case p.Done > 0:
-		left := time.Duration(float64(p.Elapsed) * float64(p.Total-p.Done) / float64(p.Done))
-		eta = "ETA " + left.Round(time.Second).String()
+		eta = "ETA " + progress.Duration(time.Duration(float64(p.Elapsed)*float64(p.Total-p.Done)/float64(p.Done)))
 	}
-	line := fmt.Sprintf("%-11s [%s] %5.1f%% %d/%d %s  %.0f tok/s  %s", p.Task, bar, 100*frac, p.Done, p.Total, p.Unit, rate, eta)
-	if b.tty {
-		fmt.Fprintf(b.w, "\r\033[K%s", line)
-		if final {
-			fmt.Fprintln(b.w)
-		}
-	} else {
-		fmt.Fprintln(b.w, line)
-	}
-	b.shown = !final
+	return fmt.Sprintf("%-11s [%s] %5.1f%% %d/%d %s  %.0f tok/s  %s", p.Task, bar, 100*frac, p.Done, p.Total, p.Unit, rate, eta)
 }
 
 // finish ends the current task's progress line.
 func (b *evalProgress) finish() {
 	if b.have {
-		b.draw(true)
+		b.rep.Update("%s", b.line(true))
+		b.rep.Done()
 	}
-	b.have, b.shown, b.last = false, false, time.Time{}
+	b.have = false
 }
 
 // warn prints a problem on its own line, above the bar.
 func (b *evalProgress) warn(err error) {
-	if b.tty && b.shown {
-		fmt.Fprint(b.w, "\r\033[K")
-		b.shown = false
-	}
-	fmt.Fprintf(b.w, "gpt2: warning: %v\n", err)
+	b.rep.Print("gpt2: warning: %v", err)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gpt2go/gpt2/internal/progress"
 	"github.com/gpt2go/gpt2/model"
 	"github.com/gpt2go/gpt2/sample"
 	"github.com/gpt2go/gpt2/tokenizer"
@@ -176,7 +177,7 @@ func (g *generator) run(ctx context.Context, prompt string, framed bool) error {
 			}
 		}
 	case stream:
-		if framed || isTerminal(w) && !strings.HasSuffix(last, "\n") {
+		if framed || progress.IsTerminal(w) && !strings.HasSuffix(last, "\n") {
 			bw.WriteString("\n")
 		}
 	default:

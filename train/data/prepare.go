@@ -17,7 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/gpt2go/gpt2/train/internal/progress"
+	"github.com/gpt2go/gpt2/internal/progress"
 )
 
 // Encoder turns text into token ids; *tokenizer.Tokenizer is one.

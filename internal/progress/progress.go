@@ -23,14 +23,17 @@ type Reporter struct {
 // New returns a Reporter writing to w. Lines are rewritten in place when w
 // is a terminal, and otherwise printed at most once per interval.
 func New(w io.Writer, interval time.Duration) *Reporter {
-	r := &Reporter{w: w, interval: interval}
-	if f, ok := w.(*os.File); ok {
-		r.term = isTerminal(f)
-	}
+	r := &Reporter{w: w, interval: interval, term: IsTerminal(w)}
 	if r.term {
 		r.interval = 100 * time.Millisecond
 	}
 	return r
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
 }
 
 // Terminal reports whether the output is a terminal.
