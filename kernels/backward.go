@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"sync"
+	"unsafe"
 )
 
 // Backward kernels for training. Each one splits its work so that every
@@ -80,14 +81,37 @@ func MatMulTBackward(dx, dw, dy, x []float32, n int, w *Mat) {
 		// dx = dy @ w is MatMul with w read as an [in, out] matrix.
 		MatMul(dx, dy, n, w, nil)
 	}
-	dyt := getScratch(m * n)
-	transpose(dyt, dy, n, m)
-	prod := getScratch(m * k)
-	xMat := Mat{Rows: n, Cols: k, DType: F32, F32: x[:n*k]}
-	MatMul(prod, dyt, m, &xMat, nil)
-	Add(dw[:m*k], dw[:m*k], prod)
+	// dw^T = x^T @ dy, for which only x (the narrow side) is transposed;
+	// the GEMM packs dy, however wide, as it packs any weight. The product
+	// is then added to dw transposed.
+	xt := getScratch(k * n)
+	transpose(xt, x, n, k)
+	prod := getScratch(k * m)
+	dyMat := Mat{Rows: n, Cols: m, DType: F32, F32: dy[:n*m]}
+	MatMul(prod, xt, k, &dyMat, nil)
+	addTransposed(dw[:m*k], prod, k, m)
 	putScratch(prod)
-	putScratch(dyt)
+	putScratch(xt)
+}
+
+// addTransposed adds src^T to dst: dst[j, p] += src[p, j] for src of r
+// rows and c columns, in blocks that keep both sides in cache.
+func addTransposed(dst, src []float32, r, c int) {
+	const blk = 32
+	Parallel((c+blk-1)/blk, 1, func(lo, hi int) {
+		for j0 := lo * blk; j0 < min(hi*blk, c); j0 += blk {
+			j1 := min(j0+blk, c)
+			for p0 := 0; p0 < r; p0 += blk {
+				p1 := min(p0+blk, r)
+				for j := j0; j < j1; j++ {
+					d := dst[j*r+p0 : j*r+p1]
+					for p := range d {
+						d[p] += src[(p0+p)*c+j]
+					}
+				}
+			}
+		}
+	})
 }
 
 // transpose sets dst[c, r] = src[r, c] for src of r rows and c columns, in
@@ -165,8 +189,16 @@ func LayerNormBackward(dx, dg, db, dy, x, mean, rstd, g []float32, n, c int) {
 func GELUBackward(dx, x, dy []float32) {
 	_ = dx[len(x)-1]
 	_ = dy[len(x)-1]
+	im := active()
 	Parallel(len(x), 1024, func(lo, hi int) {
-		geluBackwardRef(dx[lo:hi], x[lo:hi], dy[lo:hi])
+		nv := 0
+		if im.simd {
+			nv = (hi - lo) / im.lanes * im.lanes
+		}
+		if nv > 0 {
+			im.geluBack(&dx[lo], &x[lo], &dy[lo], nv)
+		}
+		geluBackwardRef(dx[lo+nv:hi], x[lo+nv:hi], dy[lo+nv:hi])
 	})
 }
 
@@ -181,13 +213,52 @@ func AttentionForward(out, probs, qkv []float32, b, t, nHead, hs int) {
 	_ = qkv[b*t*3*c-1]
 	_ = out[b*t*c-1]
 	_ = probs[b*nHead*t*t-1]
+	im := active()
+	vec := im.simd && hs%im.lanes == 0
 	Parallel(b*nHead*t, 1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			i := r % t
 			bh := r / t
+			if vec {
+				attentionForwardRow(im, out, probs, qkv, bh/nHead, bh%nHead, i, t, nHead, hs)
+				continue
+			}
 			attentionForwardRowRef(out, probs, qkv, bh/nHead, bh%nHead, i, t, nHead, hs)
 		}
 	})
+}
+
+// attentionForwardRow is attentionForwardRowRef on the vector kernels, by
+// the same steps as the inference kernel's: lane-dot scores, scaled, an
+// in-place softmax, and the probabilities times the values in order.
+func attentionForwardRow(im *impl, out, probs, qkv []float32, bi, h, i, t, nHead, hs int) {
+	c := nHead * hs
+	ld := 3 * c
+	base := bi * t
+	p := probs[((bi*nHead+h)*t+i)*t : ((bi*nHead+h)*t+i+1)*t]
+	s := p[:i+1]
+	im.dot[F32](&s[0], &qkv[(base+i)*ld+h*hs], unsafe.Pointer(&qkv[base*ld+c+h*hs]), 4*ld, hs, i+1, nil, 0)
+	scaleBy(im, s, float32(1/math.Sqrt(float64(hs))))
+	sum := expSum(im, s, maxOf(im, s))
+	scaleBy(im, s, 1/sum)
+	clear(p[i+1:])
+	attnSum(im, out[(base+i)*c+h*hs:(base+i)*c+(h+1)*hs], s, &qkv[base*ld+2*c+h*hs], 4*ld)
+}
+
+// attnSum sets o (a multiple of the lane count long) to the sum over p, in
+// order, of a[p] times the row of v that starts ldv bytes after the last.
+func attnSum(im *impl, o, a []float32, v *float32, ldv int) {
+	n := len(a)
+	d := 0
+	for ; d+4*im.lanes <= len(o); d += 4 * im.lanes {
+		im.attnAccum4(&o[d], &a[0], n, (*float32)(unsafe.Add(unsafe.Pointer(v), 4*d)), ldv, 1)
+	}
+	for ; d+2*im.lanes <= len(o); d += 2 * im.lanes {
+		im.attnAccum2(&o[d], &a[0], n, (*float32)(unsafe.Add(unsafe.Pointer(v), 4*d)), ldv, 1)
+	}
+	for ; d < len(o); d += im.lanes {
+		im.attnAccum1(&o[d], &a[0], n, (*float32)(unsafe.Add(unsafe.Pointer(v), 4*d)), ldv, 1)
+	}
 }
 
 // AttentionBackward is the backward pass of AttentionForward. Given dout
@@ -200,12 +271,79 @@ func AttentionBackward(dqkv, dout, qkv, probs []float32, b, t, nHead, hs int) {
 	_ = probs[b*nHead*t*t-1]
 	// One (sequence, head) pair owns the q, k and v columns of its head in
 	// its sequence's rows, so pairs never write the same element.
+	im := active()
+	if im.simd && hs%im.lanes == 0 {
+		Parallel(b*nHead, 1, func(lo, hi int) {
+			buf := getScratch(3 * t * t)
+			for bh := lo; bh < hi; bh++ {
+				attentionBackward(im, dqkv, dout, qkv, probs, buf, bh/nHead, bh%nHead, t, nHead, hs)
+			}
+			putScratch(buf)
+		})
+		return
+	}
 	Parallel(b*nHead, 1, func(lo, hi int) {
 		drow := make([]float32, t)
 		for bh := lo; bh < hi; bh++ {
 			attentionBackwardRef(dqkv, dout, qkv, probs, drow, bh/nHead, bh%nHead, t, nHead, hs)
 		}
 	})
+}
+
+// attentionBackward is attentionBackwardRef on the vector kernels, as
+// products of whole matrices: with P the probabilities and dS the score
+// gradients (both [t, t], lower triangular), dq = dS K, dk = dS^T Q and
+// dv = P^T dout, each output a sum over positions in order. The
+// transposes of P and dS make the last two sums run along rows. buf is
+// scratch of 3*t*t.
+func attentionBackward(im *impl, dqkv, dout, qkv, probs, buf []float32, bi, h, t, nHead, hs int) {
+	c := nHead * hs
+	ld := 3 * c
+	base := bi * t
+	scale := float32(1 / math.Sqrt(float64(hs)))
+	P := probs[(bi*nHead+h)*t*t : (bi*nHead+h+1)*t*t]
+	dS, pT, dST := buf[:t*t], buf[t*t:2*t*t], buf[2*t*t:3*t*t]
+	q0, k0, v0 := base*ld+h*hs, base*ld+c+h*hs, base*ld+2*c+h*hs
+	for i := 0; i < t; i++ {
+		p := P[i*t : i*t+i+1]
+		ds := dS[i*t : i*t+i+1]
+		// d prob[j] = dout_i . v_j, into ds for now.
+		im.dot[F32](&ds[0], &dout[(base+i)*c+h*hs], unsafe.Pointer(&qkv[v0]), 4*ld, hs, i+1, nil, 0)
+		// Softmax backward: d score[j] = prob[j] * (d prob[j] - sum_k prob[k] d prob[k]).
+		var dot float32
+		for j, a := range p {
+			dot += a * ds[j]
+		}
+		for j, a := range p {
+			ds[j] = a * (ds[j] - dot) * scale
+		}
+		attnSum(im, dqkv[(base+i)*ld+h*hs:(base+i)*ld+(h+1)*hs], ds, &qkv[k0], 4*ld)
+	}
+	transposeLower(pT, P, t)
+	transposeLower(dST, dS, t)
+	for j := 0; j < t; j++ {
+		r := (base + j) * ld
+		attnSum(im, dqkv[r+c+h*hs:r+c+(h+1)*hs], dST[j*t+j:(j+1)*t], &qkv[q0+j*ld], 4*ld)
+		attnSum(im, dqkv[r+2*c+h*hs:r+2*c+(h+1)*hs], pT[j*t+j:(j+1)*t], &dout[(base+j)*c+h*hs], 4*c)
+	}
+}
+
+// transposeLower sets dst[j, i] = src[i, j] for the lower triangle
+// (i >= j) of the t x t matrix src, in blocks that stay in cache.
+func transposeLower(dst, src []float32, t int) {
+	const blk = 16
+	for i0 := 0; i0 < t; i0 += blk {
+		i1 := min(i0+blk, t)
+		for j0 := 0; j0 < i1; j0 += blk {
+			j1 := min(j0+blk, t)
+			for i := i0; i < i1; i++ {
+				row := src[i*t : i*t+min(j1, i+1)]
+				for j := j0; j < len(row); j++ {
+					dst[j*t+i] = row[j]
+				}
+			}
+		}
+	}
 }
 
 // CrossEntropy computes, for each of the n rows of logits (length v), the
@@ -218,11 +356,49 @@ func CrossEntropy(losses []float64, logits []float32, targets []int, n, v int, s
 	_ = logits[n*v-1]
 	_ = targets[n-1]
 	_ = losses[n-1]
+	im := active()
 	Parallel(n, 1, func(lo, hi int) {
+		var buf []float32
+		if im.simd && !grad {
+			buf = getScratch(ceChunk)
+			defer putScratch(buf)
+		}
 		for i := lo; i < hi; i++ {
-			losses[i] = crossEntropyRowRef(logits[i*v:(i+1)*v], targets[i], scale, grad)
+			row := logits[i*v : (i+1)*v]
+			if !im.simd {
+				losses[i] = crossEntropyRowRef(row, targets[i], scale, grad)
+				continue
+			}
+			losses[i] = crossEntropyRow(im, row, buf, targets[i], scale, grad)
 		}
 	})
+}
+
+// ceChunk is how many logits the vector cross-entropy exponentiates at a
+// time: each chunk's float32 lane-tree sum is added to the row's float64
+// sum, so that a 50k-wide row loses no accuracy to a long float32 sum.
+const ceChunk = 1024
+
+// crossEntropyRow is crossEntropyRowRef on the vector kernels. Without
+// grad the exponentials go to buf (ceChunk long) instead of the row, by the
+// same arithmetic, so that the loss is the same either way.
+func crossEntropyRow(im *impl, row, buf []float32, target int, scale float32, grad bool) float64 {
+	maxv := maxOf(im, row)
+	logit := row[target]
+	var sum float64
+	for j0 := 0; j0 < len(row); j0 += ceChunk {
+		chunk := row[j0:min(j0+ceChunk, len(row))]
+		if !grad {
+			chunk = buf[:copy(buf, chunk)]
+		}
+		sum += float64(expSum(im, chunk, maxv))
+	}
+	loss := math.Log(sum) + float64(maxv) - float64(logit)
+	if grad {
+		scaleBy(im, row, float32(1/sum)*scale)
+		row[target] -= scale
+	}
+	return loss
 }
 
 // --- plain-Go references ---
@@ -456,12 +632,12 @@ func layerNormGradGBRef(dg, db, dy, x, mean, rstd []float32, n, c, lo, hi int) {
 
 func geluBackwardRef(dx, x, dy []float32) {
 	for i, v := range x {
-		// tanh(u) = 1 - 2/(exp(2u) + 1), which expf makes cheap; float32
-		// accuracy is plenty for a gradient.
-		inner := geluScale * (v + 0.044715*v*v*v)
-		th := 1 - 2/(expf(2*inner)+1)
-		dInner := geluScale * (1 + 3*0.044715*v*v)
-		d := 0.5*(1+th) + 0.5*v*(1-th*th)*dInner
+		// With s = 1/(1+exp(-2u)): 0.5(1+tanh u) = s and 1-tanh^2 u =
+		// 4s(1-s), which unlike 1+tanh u loses no digits for negative x;
+		// float32 accuracy is plenty for a gradient.
+		u := geluScale * (v + 0.044715*v*v*v)
+		s := 1 / (1 + expf(-2*u))
+		d := s + 2*geluScale*v*s*(1-s)*(1+3*0.044715*v*v)
 		dx[i] = d * dy[i]
 	}
 }

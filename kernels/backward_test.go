@@ -418,3 +418,77 @@ func forEachImpl(t *testing.T, fn func(t *testing.T)) {
 		})
 	}
 }
+
+// The vector attention and cross-entropy kernels must agree with their
+// references on shapes that take the vector paths (heads a multiple of
+// the lane count wide, rows longer than a chunk of the cross-entropy).
+func TestTrainingKernelsMatchReference(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(15, 16))
+		for _, hs := range []int{16, 32, 64} {
+			b, T, nHead := 2, 37, 3
+			c := nHead * hs
+			qkv, dout := randSlice(rng, b*T*3*c, 1), randSlice(rng, b*T*c, 1)
+			out, probs := make([]float32, b*T*c), make([]float32, b*nHead*T*T)
+			AttentionForward(out, probs, qkv, b, T, nHead, hs)
+			dqkv := randSlice(rng, b*T*3*c, 1) // must be overwritten
+			AttentionBackward(dqkv, dout, qkv, probs, b, T, nHead, hs)
+
+			rout, rprobs, rdqkv := make([]float32, b*T*c), make([]float32, b*nHead*T*T), make([]float32, b*T*3*c)
+			for bh := 0; bh < b*nHead; bh++ {
+				for i := 0; i < T; i++ {
+					attentionForwardRowRef(rout, rprobs, qkv, bh/nHead, bh%nHead, i, T, nHead, hs)
+				}
+			}
+			drow := make([]float32, T)
+			for bh := 0; bh < b*nHead; bh++ {
+				attentionBackwardRef(rdqkv, dout, qkv, rprobs, drow, bh/nHead, bh%nHead, T, nHead, hs)
+			}
+			for _, pair := range []struct {
+				name      string
+				got, want []float32
+			}{{"out", out, rout}, {"probs", probs, rprobs}, {"dqkv", dqkv, rdqkv}} {
+				for i := range pair.want {
+					if d := math.Abs(float64(pair.got[i] - pair.want[i])); d > 1e-5*(1+math.Abs(float64(pair.want[i]))) {
+						t.Fatalf("hs %d: %s[%d] = %g, reference %g", hs, pair.name, i, pair.got[i], pair.want[i])
+					}
+				}
+			}
+		}
+
+		gx, gdy := randSlice(rng, 1000, 6), randSlice(rng, 1000, 1)
+		gdx := make([]float32, len(gx))
+		GELUBackward(gdx, gx, gdy)
+		for i, v := range gx {
+			// Against float64: the float32 reference loses digits to
+			// 1+tanh(u) for negative x, and the kernels need not repeat that.
+			x := float64(v)
+			k := math.Sqrt(2 / math.Pi)
+			th := math.Tanh(k * (x + 0.044715*x*x*x))
+			want := (0.5*(1+th) + 0.5*x*(1-th*th)*k*(1+3*0.044715*x*x)) * float64(gdy[i])
+			if d := math.Abs(float64(gdx[i]) - want); d > 1e-6*math.Abs(float64(gdy[i]))+1e-5*math.Abs(want) {
+				t.Fatalf("GELUBackward(%g) = %g, want %g", v, gdx[i], want)
+			}
+		}
+
+		n, v := 5, 3*ceChunk+7
+		logits := randSlice(rng, n*v, 8)
+		targets := []int{0, v - 1, 17, ceChunk, 2 * ceChunk}
+		const scale = 0.125
+		losses := make([]float64, n)
+		grad := slices.Clone(logits)
+		CrossEntropy(losses, grad, targets, n, v, scale, true)
+		rgrad := slices.Clone(logits)
+		for i := 0; i < n; i++ {
+			want := crossEntropyRowRef(rgrad[i*v:(i+1)*v], targets[i], scale, true)
+			if math.Abs(losses[i]-want) > 1e-6*math.Abs(want) {
+				t.Fatalf("loss %d = %g, reference %g", i, losses[i], want)
+			}
+		}
+		for i := range rgrad {
+			if d := math.Abs(float64(grad[i] - rgrad[i])); d > 1e-6*(1e-3+math.Abs(float64(rgrad[i]))) {
+				t.Fatalf("dlogits[%d] = %g, reference %g", i, grad[i], rgrad[i])
+			}
+		}
+	})
+}

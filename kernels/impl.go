@@ -34,6 +34,7 @@ type impl struct {
 	cvtQ8Raw func(dst *float32, src unsafe.Pointer, n int)
 
 	gelu       func(out, x *float32, n int)
+	geluBack   func(dx, x, dy *float32, n int)
 	expSum     func(x *float32, n int, m float32) float32
 	max        func(x *float32, n int) float32
 	sum        func(x *float32, n int) float32
@@ -42,6 +43,7 @@ type impl struct {
 	add        func(out, a, b *float32, n int)
 	scale      func(x *float32, n int, a float32)
 	attnAccum4 func(o, a *float32, n int, v *float32, ldv int, inv float32)
+	attnAccum2 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 	attnAccum1 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 
 	copyNT  func(dst, src unsafe.Pointer, n int)

@@ -25,9 +25,9 @@ func simdImpls() []*impl {
 			dotTile: dotTileAVX2, tileMR: avx2TileMR, tileNR: avx2TileNR,
 			gemm: gemmAVX2, gemmMR: avx2GemmMR, gemmNR: avx2GemmNR, gemmKC: 256,
 			gemmQ8: gemmQ8AVX2, cvtQ8Raw: cvtQ8RawAVX2,
-			gelu: geluAVX2, expSum: expSumAVX2, max: maxAVX2, sum: sumAVX2, sumSqDev: sumSqDevAVX2,
+			gelu: geluAVX2, geluBack: geluBackwardAVX2, expSum: expSumAVX2, max: maxAVX2, sum: sumAVX2, sumSqDev: sumSqDevAVX2,
 			lnApply: lnApplyAVX2, add: addAVX2, scale: scaleAVX2,
-			attnAccum4: attnAccum4AVX2, attnAccum1: attnAccum1AVX2,
+			attnAccum4: attnAccum4AVX2, attnAccum2: attnAccum2AVX2, attnAccum1: attnAccum1AVX2,
 			copyNT: copyNTAVX2, readSum: readSumAVX2, fmaLoop: fmaLoopAVX2, fmaOps: 2 * avx2Lanes * avx2FMAChains,
 		})
 	}
@@ -41,9 +41,9 @@ func simdImpls() []*impl {
 			dotTile: dotTileAVX512, tileMR: avx512TileMR, tileNR: avx512TileNR,
 			gemm: gemmAVX512, gemmMR: avx512GemmMR, gemmNR: avx512GemmNR, gemmKC: 128,
 			gemmQ8: gemmQ8AVX512, cvtQ8Raw: cvtQ8RawAVX512,
-			gelu: geluAVX512, expSum: expSumAVX512, max: maxAVX512, sum: sumAVX512, sumSqDev: sumSqDevAVX512,
+			gelu: geluAVX512, geluBack: geluBackwardAVX512, expSum: expSumAVX512, max: maxAVX512, sum: sumAVX512, sumSqDev: sumSqDevAVX512,
 			lnApply: lnApplyAVX512, add: addAVX512, scale: scaleAVX512,
-			attnAccum4: attnAccum4AVX512, attnAccum1: attnAccum1AVX512,
+			attnAccum4: attnAccum4AVX512, attnAccum2: attnAccum2AVX512, attnAccum1: attnAccum1AVX512,
 			copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
 		})
 	}

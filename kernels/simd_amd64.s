@@ -228,7 +228,39 @@ DATA consts<>+880(SB)/4, $0xbfcc422a // gelum2k
 DATA consts<>+884(SB)/4, $0xbfcc422a // gelum2k
 DATA consts<>+888(SB)/4, $0xbfcc422a // gelum2k
 DATA consts<>+892(SB)/4, $0xbfcc422a // gelum2k
-GLOBL consts<>(SB), RODATA|NOPTR, $896
+DATA consts<>+896(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+900(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+904(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+908(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+912(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+916(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+920(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+924(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+928(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+932(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+936(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+940(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+944(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+948(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+952(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+956(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+960(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+964(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+968(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+972(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+976(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+980(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+984(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+988(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+992(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+996(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1000(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1004(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1008(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1012(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1016(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1020(SB)/4, $0x3e095d4f // gelu3a
+GLOBL consts<>(SB), RODATA|NOPTR, $1024
 
 // func axpyF32AVX2
 TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-64
@@ -1531,6 +1563,60 @@ done:
 	VZEROUPPER
 	RET
 
+// func geluBackwardAVX2
+TEXT ·geluBackwardAVX2(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), DX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JE done
+loop:
+	VMOVUPS (SI), Y0
+	VMULPS Y0, Y0, Y1
+	VMULPS consts<>+768(SB), Y1, Y2
+	VFMADD213PS Y0, Y0, Y2
+	VMULPS consts<>+832(SB), Y2, Y2
+	VMINPS consts<>+64(SB), Y2, Y2
+	VMAXPS consts<>+128(SB), Y2, Y2
+	VMULPS consts<>+192(SB), Y2, Y3
+	VROUNDPS $0, Y3, Y3
+	VFNMADD231PS consts<>+256(SB), Y3, Y2
+	VFNMADD231PS consts<>+320(SB), Y3, Y2
+	VMOVUPS consts<>+384(SB), Y4
+	VFMADD213PS consts<>+448(SB), Y2, Y4
+	VFMADD213PS consts<>+512(SB), Y2, Y4
+	VFMADD213PS consts<>+576(SB), Y2, Y4
+	VFMADD213PS consts<>+640(SB), Y2, Y4
+	VFMADD213PS consts<>+704(SB), Y2, Y4
+	VMULPS Y2, Y4, Y4
+	VFMADD213PS Y2, Y2, Y4
+	VADDPS consts<>+0(SB), Y4, Y4
+	VCVTPS2DQ Y3, Y3
+	VPSLLD $23, Y3, Y3
+	VPADDD Y3, Y4, Y2
+	VADDPS consts<>+0(SB), Y2, Y2
+	VMOVUPS consts<>+0(SB), Y3
+	VDIVPS Y2, Y3, Y3
+	VMOVUPS consts<>+0(SB), Y4
+	VSUBPS Y3, Y4, Y4
+	VMULPS Y3, Y4, Y4
+	VMULPS Y0, Y4, Y4
+	VMULPS consts<>+896(SB), Y4, Y4
+	VMULPS consts<>+960(SB), Y1, Y1
+	VADDPS consts<>+0(SB), Y1, Y1
+	VFMADD213PS Y3, Y1, Y4
+	VMULPS (DX), Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ loop
+done:
+	VZEROUPPER
+	RET
+
 // func expSumAVX2
 TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
 	MOVQ x+0(FP), SI
@@ -1742,6 +1828,30 @@ loop:
 	VMOVUPS Y1, 32(DI)
 	VMOVUPS Y2, 64(DI)
 	VMOVUPS Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// func attnAccum2AVX2
+TEXT ·attnAccum2AVX2(SB), NOSPLIT, $0-44
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ v+24(FP), DX
+	MOVQ ldv+32(FP), R8
+	VBROADCASTSS inv+40(FP), Y5
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+loop:
+	VBROADCASTSS (SI), Y4
+	VMULPS Y5, Y4, Y4
+	VFMADD231PS 0(DX), Y4, Y0
+	VFMADD231PS 32(DX), Y4, Y1
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNZ loop
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
 	VZEROUPPER
 	RET
 
@@ -3345,6 +3455,60 @@ done:
 	VZEROUPPER
 	RET
 
+// func geluBackwardAVX512
+TEXT ·geluBackwardAVX512(SB), NOSPLIT, $0-32
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), DX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JE done
+loop:
+	VMOVUPS (SI), Z0
+	VMULPS Z0, Z0, Z1
+	VMULPS consts<>+768(SB), Z1, Z2
+	VFMADD213PS Z0, Z0, Z2
+	VMULPS consts<>+832(SB), Z2, Z2
+	VMINPS consts<>+64(SB), Z2, Z2
+	VMAXPS consts<>+128(SB), Z2, Z2
+	VMULPS consts<>+192(SB), Z2, Z3
+	VRNDSCALEPS $0, Z3, Z3
+	VFNMADD231PS consts<>+256(SB), Z3, Z2
+	VFNMADD231PS consts<>+320(SB), Z3, Z2
+	VMOVUPS consts<>+384(SB), Z4
+	VFMADD213PS consts<>+448(SB), Z2, Z4
+	VFMADD213PS consts<>+512(SB), Z2, Z4
+	VFMADD213PS consts<>+576(SB), Z2, Z4
+	VFMADD213PS consts<>+640(SB), Z2, Z4
+	VFMADD213PS consts<>+704(SB), Z2, Z4
+	VMULPS Z2, Z4, Z4
+	VFMADD213PS Z2, Z2, Z4
+	VADDPS consts<>+0(SB), Z4, Z4
+	VCVTPS2DQ Z3, Z3
+	VPSLLD $23, Z3, Z3
+	VPADDD Z3, Z4, Z2
+	VADDPS consts<>+0(SB), Z2, Z2
+	VMOVUPS consts<>+0(SB), Z3
+	VDIVPS Z2, Z3, Z3
+	VMOVUPS consts<>+0(SB), Z4
+	VSUBPS Z3, Z4, Z4
+	VMULPS Z3, Z4, Z4
+	VMULPS Z0, Z4, Z4
+	VMULPS consts<>+896(SB), Z4, Z4
+	VMULPS consts<>+960(SB), Z1, Z1
+	VADDPS consts<>+0(SB), Z1, Z1
+	VFMADD213PS Z3, Z1, Z4
+	VMULPS (DX), Z4, Z4
+	VMOVUPS Z4, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNZ loop
+done:
+	VZEROUPPER
+	RET
+
 // func expSumAVX512
 TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
 	MOVQ x+0(FP), SI
@@ -3564,6 +3728,30 @@ loop:
 	VMOVUPS Z1, 64(DI)
 	VMOVUPS Z2, 128(DI)
 	VMOVUPS Z3, 192(DI)
+	VZEROUPPER
+	RET
+
+// func attnAccum2AVX512
+TEXT ·attnAccum2AVX512(SB), NOSPLIT, $0-44
+	MOVQ o+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ v+24(FP), DX
+	MOVQ ldv+32(FP), R8
+	VBROADCASTSS inv+40(FP), Z5
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+loop:
+	VBROADCASTSS (SI), Z4
+	VMULPS Z5, Z4, Z4
+	VFMADD231PS 0(DX), Z4, Z0
+	VFMADD231PS 64(DX), Z4, Z1
+	ADDQ $4, SI
+	ADDQ R8, DX
+	DECQ CX
+	JNZ loop
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
 	VZEROUPPER
 	RET
 

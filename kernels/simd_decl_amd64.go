@@ -71,6 +71,9 @@ func cvtQ8RawAVX2(dst *float32, src unsafe.Pointer, n int)
 func geluAVX2(out *float32, x *float32, n int)
 
 //go:noescape
+func geluBackwardAVX2(dx *float32, x *float32, dy *float32, n int)
+
+//go:noescape
 func expSumAVX2(x *float32, n int, m float32) (sum float32)
 
 //go:noescape
@@ -93,6 +96,9 @@ func scaleAVX2(x *float32, n int, a float32)
 
 //go:noescape
 func attnAccum4AVX2(o *float32, a *float32, n int, v *float32, ldv int, inv float32)
+
+//go:noescape
+func attnAccum2AVX2(o *float32, a *float32, n int, v *float32, ldv int, inv float32)
 
 //go:noescape
 func attnAccum1AVX2(o *float32, a *float32, n int, v *float32, ldv int, inv float32)
@@ -155,6 +161,9 @@ func cvtQ8RawAVX512(dst *float32, src unsafe.Pointer, n int)
 func geluAVX512(out *float32, x *float32, n int)
 
 //go:noescape
+func geluBackwardAVX512(dx *float32, x *float32, dy *float32, n int)
+
+//go:noescape
 func expSumAVX512(x *float32, n int, m float32) (sum float32)
 
 //go:noescape
@@ -177,6 +186,9 @@ func scaleAVX512(x *float32, n int, a float32)
 
 //go:noescape
 func attnAccum4AVX512(o *float32, a *float32, n int, v *float32, ldv int, inv float32)
+
+//go:noescape
+func attnAccum2AVX512(o *float32, a *float32, n int, v *float32, ldv int, inv float32)
 
 //go:noescape
 func attnAccum1AVX512(o *float32, a *float32, n int, v *float32, ldv int, inv float32)

@@ -868,6 +868,8 @@ var consts = []struct {
 	{"p0", 5.0000001201e-1},
 	{"gelua", 0.044715},
 	{"gelum2k", -2 * 0.7978845608028654},
+	{"gelu2k", 2 * 0.7978845608028654},
+	{"gelu3a", 3 * 0.044715},
 }
 
 func c(name string) string {
@@ -936,6 +938,48 @@ func genGelu(s isa) {
 	emit("VDIVPS %s, %s, %s", U, X, U) // x / (1 + exp(-2z)) = 0.5 x (1 + tanh z)
 	emit("VMOVUPS %s, (DI)", U)
 	emit("ADDQ $%d, SI", s.vbytes())
+	emit("ADDQ $%d, DI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
+// genGeluBackward: dx[i] = dy[i] * GELU'(x[i]) for the tanh form. With
+// s = 1/(1+exp(-2u)), u = k(x + a x^3): 0.5(1+tanh u) = s and
+// 1-tanh^2 u = 4s(1-s), so GELU' = s + 2k x s(1-s)(1 + 3a x^2). dx may
+// alias dy.
+func genGeluBackward(s isa) {
+	fr := text("geluBackward"+s.name, "", []param{p("dx", "*float32"), p("x", "*float32"), p("dy", "*float32"), p("n", "int")})
+	fr.arg("dx", "DI")
+	fr.arg("x", "SI")
+	fr.arg("dy", "DX")
+	fr.arg("n", "CX")
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	X, X2, U, S, T := s.r(0), s.r(1), s.r(2), s.r(3), s.r(4)
+	emit("VMOVUPS (SI), %s", X)
+	emit("VMULPS %s, %s, %s", X, X, X2)
+	emit("VMULPS %s, %s, %s", c("gelua"), X2, U)
+	emit("VFMADD213PS %s, %s, %s", X, X, U) // u/k = x + a x^3
+	emit("VMULPS %s, %s, %s", c("gelum2k"), U, U)
+	exp(s, 2, 3, 4)
+	emit("VADDPS %s, %s, %s", c("one"), U, U)
+	emit("VMOVUPS %s, %s", c("one"), S)
+	emit("VDIVPS %s, %s, %s", U, S, S) // s
+	emit("VMOVUPS %s, %s", c("one"), T)
+	emit("VSUBPS %s, %s, %s", S, T, T) // 1-s
+	emit("VMULPS %s, %s, %s", S, T, T)
+	emit("VMULPS %s, %s, %s", X, T, T)
+	emit("VMULPS %s, %s, %s", c("gelu2k"), T, T) // 2k x s(1-s)
+	emit("VMULPS %s, %s, %s", c("gelu3a"), X2, X2)
+	emit("VADDPS %s, %s, %s", c("one"), X2, X2)
+	emit("VFMADD213PS %s, %s, %s", S, X2, T)
+	emit("VMULPS (DX), %s, %s", T, T)
+	emit("VMOVUPS %s, (DI)", T)
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("ADDQ $%d, DX", s.vbytes())
 	emit("ADDQ $%d, DI", s.vbytes())
 	emit("SUBQ $%d, CX", s.lanes)
 	emit("JNZ loop")
@@ -1223,6 +1267,7 @@ func main() {
 		genGemmQ8(s)
 		genConvertQ8Raw(s)
 		genGelu(s)
+		genGeluBackward(s)
 		genExpSum(s)
 		genMax(s)
 		genSum(s, false)
@@ -1231,6 +1276,7 @@ func main() {
 		genAdd(s)
 		genScale(s)
 		genAttnAccum(s, 4)
+		genAttnAccum(s, 2)
 		genAttnAccum(s, 1)
 		genCopy(s)
 		genRead(s)
