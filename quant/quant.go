@@ -15,7 +15,6 @@ package quant
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,7 +44,7 @@ func Save(dir string, m *model.Model, tok *tokenizer.Tokenizer) error {
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), tensors, meta); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
-	cfg, err := configJSON(m.Config, m.WeightType())
+	cfg, err := model.HFConfigJSON(m.Config, m.WeightType())
 	if err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
@@ -129,28 +128,4 @@ func matTensors(name string, w *kernels.Mat) ([]safetensors.Tensor, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("%s: unknown weight type %v", name, w.DType)
-}
-
-// configJSON is a Hugging Face GPT2Config for cfg.
-func configJSON(cfg model.Config, dt kernels.DType) ([]byte, error) {
-	torch := map[kernels.DType]string{kernels.F32: "float32", kernels.F16: "float16", kernels.BF16: "bfloat16", kernels.Q8_0: "float32"}[dt]
-	c := map[string]any{
-		"architectures":       []string{"GPT2LMHeadModel"},
-		"model_type":          "gpt2",
-		"activation_function": "gelu_new",
-		"n_layer":             cfg.NLayer,
-		"n_head":              cfg.NHead,
-		"n_embd":              cfg.NEmbd,
-		"n_positions":         cfg.NCtx,
-		"n_ctx":               cfg.NCtx,
-		"vocab_size":          cfg.VocabSize,
-		"layer_norm_epsilon":  cfg.LayerNormEps,
-		"bos_token_id":        tokenizer.EndOfText,
-		"eos_token_id":        tokenizer.EndOfText,
-		"tie_word_embeddings": true,
-		"torch_dtype":         torch,
-		"gpt2_weight_type":    dt.String(),
-	}
-	b, err := json.MarshalIndent(c, "", "  ")
-	return append(b, '\n'), err
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gpt2go/gpt2/format/half"
 	"github.com/gpt2go/gpt2/format/safetensors"
+	"github.com/gpt2go/gpt2/kernels"
 	"github.com/gpt2go/gpt2/model"
 	"github.com/gpt2go/gpt2/tokenizer"
 	"github.com/gpt2go/gpt2/train/data"
@@ -161,37 +162,6 @@ func readState(path string) (*State, error) {
 	return &st, nil
 }
 
-// hfConfig returns a Hugging Face GPT2Config for cfg.
-func hfConfig(cfg model.Config, dtype string) ([]byte, error) {
-	c := map[string]any{
-		"architectures":                   []string{"GPT2LMHeadModel"},
-		"model_type":                      "gpt2",
-		"activation_function":             "gelu_new",
-		"n_layer":                         cfg.NLayer,
-		"n_head":                          cfg.NHead,
-		"n_embd":                          cfg.NEmbd,
-		"n_positions":                     cfg.NCtx,
-		"n_ctx":                           cfg.NCtx,
-		"n_inner":                         nil,
-		"vocab_size":                      cfg.VocabSize,
-		"layer_norm_epsilon":              cfg.LayerNormEps,
-		"bos_token_id":                    tokenizer.EndOfText,
-		"eos_token_id":                    tokenizer.EndOfText,
-		"tie_word_embeddings":             true,
-		"initializer_range":               0.02,
-		"attn_pdrop":                      0.1,
-		"embd_pdrop":                      0.1,
-		"resid_pdrop":                     0.1,
-		"scale_attn_weights":              true,
-		"scale_attn_by_inverse_layer_idx": false,
-		"reorder_and_upcast_attn":         false,
-		"use_cache":                       true,
-		"torch_dtype":                     dtype,
-	}
-	b, err := json.MarshalIndent(c, "", "  ")
-	return append(b, '\n'), err
-}
-
 // SaveDType is the element type of saved weights.
 type SaveDType string
 
@@ -252,11 +222,11 @@ func writeModel(path string, l *Layout, ts [][]float32, dtype SaveDType) error {
 }
 
 func writeConfig(dir string, cfg model.Config, dtype SaveDType) error {
-	torch := "float32"
+	dt := kernels.F32
 	if dtype == SaveF16 {
-		torch = "float16"
+		dt = kernels.F16
 	}
-	b, err := hfConfig(cfg, torch)
+	b, err := model.HFConfigJSON(cfg, dt)
 	if err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}

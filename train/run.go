@@ -15,10 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpt2go/gpt2/internal/progress"
 	"github.com/gpt2go/gpt2/model"
 	"github.com/gpt2go/gpt2/tokenizer"
 	"github.com/gpt2go/gpt2/train/data"
-	"github.com/gpt2go/gpt2/internal/progress"
 )
 
 // Options configure a training run. The flag tags name the command-line
