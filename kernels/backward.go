@@ -573,23 +573,10 @@ func colSumRef(db, dy []float32, n, m, lo, hi int) {
 }
 
 func layerNormStatsRef(mean, rstd, x []float32, c int, eps float32, lo, hi int) {
-	// The same float32 arithmetic as layerNormRef, so that the statistics
-	// are those the forward pass normalised with.
+	// The same function as layerNormRef uses, so that the statistics are
+	// those the forward pass normalised with.
 	for i := lo; i < hi; i++ {
-		xi := x[i*c : (i+1)*c]
-		var mu float32
-		for _, v := range xi {
-			mu += v
-		}
-		mu /= float32(c)
-		var variance float32
-		for _, v := range xi {
-			d := v - mu
-			variance += d * d
-		}
-		variance /= float32(c)
-		mean[i] = mu
-		rstd[i] = 1 / float32(math.Sqrt(float64(variance+eps)))
+		mean[i], rstd[i] = layerNormStatsRowRef(x[i*c:(i+1)*c], eps)
 	}
 }
 

@@ -74,9 +74,10 @@ func layerNormRef(out, x, g, b []float32, n, c int, eps float32) {
 	}
 }
 
-func layerNormRowRef(o, xi, g, b []float32, eps float32) {
+// layerNormStatsRowRef returns the mean and reciprocal standard deviation
+// (biased variance) of one row, in float32 as the forward pass uses them.
+func layerNormStatsRowRef(xi []float32, eps float32) (mean, rstd float32) {
 	c := len(xi)
-	var mean float32
 	for _, v := range xi {
 		mean += v
 	}
@@ -87,7 +88,11 @@ func layerNormRowRef(o, xi, g, b []float32, eps float32) {
 		variance += d * d
 	}
 	variance /= float32(c)
-	rstd := 1 / float32(math.Sqrt(float64(variance+eps)))
+	return mean, 1 / float32(math.Sqrt(float64(variance+eps)))
+}
+
+func layerNormRowRef(o, xi, g, b []float32, eps float32) {
+	mean, rstd := layerNormStatsRowRef(xi, eps)
 	for j, v := range xi {
 		o[j] = (v-mean)*rstd*g[j] + b[j]
 	}
