@@ -9,11 +9,18 @@ import (
 
 // The worker pool runs the pieces of one kernel call on a fixed set of
 // goroutines, so that a forward pass neither starts a goroutine per matrix
-// nor allocates per call: a call's bookkeeping comes from a sync.Pool and
-// its pieces travel to the workers by value.
+// nor allocates per call: a call's bookkeeping comes from a sync.Pool.
+//
+// A call's pieces are claimed, not assigned: the calling goroutine and any
+// worker take the next unclaimed piece with one compare-and-swap, so a
+// piece never waits for a particular goroutine to be scheduled. Workers
+// that have just finished spin for a while looking at the latest call
+// (offer) before they block; a blocked worker is woken through a channel
+// only when too few are spinning. The caller runs whatever nobody else
+// has claimed, so no piece is ever stranded.
 //
 // Work is always split over outputs, never over a sum, so results do not
-// depend on the thread count.
+// depend on the thread count or on who runs which piece.
 
 // task is one kernel call's work over an index range.
 type task interface{ run(lo, hi int) }
@@ -24,20 +31,54 @@ type funcTask func(lo, hi int)
 func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
 type call struct {
-	t       task
-	pending atomic.Int32
+	t        task
+	n, chunk int
+	// state packs the generation of this reuse of the call (high 32
+	// bits), its number of pieces (16 bits) and how many are claimed (low
+	// 16 bits), so that a claim is one compare-and-swap and a worker
+	// holding a call from an earlier generation can never claim a piece
+	// it did not see.
+	state   atomic.Uint64
+	pending atomic.Int32 // pieces not yet finished
 	done    chan struct{}
 }
 
-type piece struct {
-	c      *call
-	lo, hi int
+const maxPieces = 1<<16 - 1
+
+// claim takes the next unclaimed piece of c, if any.
+func (c *call) claim() (lo, hi int, ok bool) {
+	for {
+		s := c.state.Load()
+		parts, next := int(s>>16&0xffff), int(s&0xffff)
+		if next >= parts {
+			return 0, 0, false
+		}
+		if c.state.CompareAndSwap(s, s+1) {
+			lo = next * c.chunk
+			return lo, min(lo+c.chunk, c.n), true
+		}
+	}
+}
+
+// work runs pieces of c until none is left unclaimed. It reports whether
+// it finished the call's last piece.
+func (c *call) work() (last bool) {
+	for {
+		lo, hi, ok := c.claim()
+		if !ok {
+			return last
+		}
+		c.t.run(lo, hi)
+		last = c.pending.Add(-1) == 0
+	}
 }
 
 var (
 	poolThreads atomic.Int32
 	poolOnce    sync.Once
-	poolPieces  chan piece
+	offer       atomic.Pointer[call] // the latest call with pieces to claim
+	wake        chan *call           // to blocked workers
+	spinners    atomic.Int32         // workers spinning on offer
 	calls       = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
 )
 
@@ -55,64 +96,73 @@ func SetThreads(n int) {
 // Threads reports how many threads the kernels use.
 func Threads() int { return int(poolThreads.Load()) }
 
-// spinFor is how long a worker that has just finished a piece keeps
-// looking for the next one before it blocks. A decode step makes dozens of
-// kernel calls a few microseconds apart, and waking a blocked goroutine
-// costs about as much as a small call itself.
+// spinFor is how long a worker that has just finished keeps looking for
+// the next call before it blocks, and how long a caller spins waiting for
+// its pieces before it blocks. A decode step makes dozens of kernel calls
+// a few microseconds apart, and waking a blocked goroutine costs about as
+// much as a small call itself.
 const spinFor = 50 * time.Microsecond
 
-// spinners counts the workers spinning; no more than Threads()-1 may (and
-// fewer than GOMAXPROCS), so that spinning never takes a processor from
-// the goroutine that hands out work.
-var spinners atomic.Int32
-
 func startPool() {
-	poolPieces = make(chan piece, 256)
-	// More workers than threads do no harm: a call never hands out more
-	// pieces than the thread count, and idle workers only block.
+	wake = make(chan *call, 256)
+	// More workers than threads do no harm: idle ones stay blocked.
 	for range max(runtime.NumCPU(), 64) {
 		go worker()
 	}
 }
 
 func worker() {
-	for {
-		p, ok := nextPiece()
-		if !ok {
-			return
+	for c := range wake {
+		finish(c, c.work())
+		spin()
+	}
+}
+
+// finish tells c's caller, which is waiting for it, that the last piece
+// is done.
+func finish(c *call, last bool) {
+	if last {
+		c.done <- struct{}{}
+	}
+}
+
+// spin runs offered calls until none has come for spinFor, if fewer than
+// Threads()-1 workers (and GOMAXPROCS-1) are spinning already: more would
+// take processors from the goroutines that hand out work.
+func spin() {
+	n := int(spinners.Add(1))
+	defer spinners.Add(-1)
+	if n >= Threads() || n >= runtime.GOMAXPROCS(0) {
+		return
+	}
+	deadline := time.Now().Add(spinFor)
+	for i := 0; ; i++ {
+		if c := offer.Load(); c != nil {
+			if _, _, ok := c.peek(); ok {
+				finish(c, c.work())
+				deadline = time.Now().Add(spinFor)
+				continue
+			}
 		}
-		p.c.t.run(p.lo, p.hi)
-		if p.c.pending.Add(-1) == 0 {
-			p.c.done <- struct{}{}
+		if i%64 == 63 {
+			if time.Now().After(deadline) {
+				return
+			}
+			runtime.Gosched()
 		}
 	}
 }
 
-// nextPiece waits for a piece of work, spinning briefly first if few
-// enough others are.
-func nextPiece() (piece, bool) {
-	if n := int(spinners.Add(1)); n < Threads() && n < runtime.GOMAXPROCS(0) {
-		deadline := time.Now().Add(spinFor)
-		for i := 0; ; i++ {
-			select {
-			case p, ok := <-poolPieces:
-				spinners.Add(-1)
-				return p, ok
-			default:
-			}
-			if i%64 == 63 && time.Now().After(deadline) {
-				break
-			}
-		}
-	}
-	spinners.Add(-1)
-	p, ok := <-poolPieces
-	return p, ok
+// peek reports whether c has a piece left to claim, without claiming it.
+func (c *call) peek() (parts, next int, ok bool) {
+	s := c.state.Load()
+	parts, next = int(s>>16&0xffff), int(s&0xffff)
+	return parts, next, next < parts
 }
 
 // Parallel calls fn over [0, n) split into at most Threads() contiguous
 // ranges whose bounds are multiples of grain (except the last), and waits
-// for all of them. The calling goroutine runs the first range itself.
+// for all of them. The calling goroutine runs some of the ranges itself.
 func Parallel(n, grain int, fn func(lo, hi int)) {
 	parallel(n, grain, funcTask(fn))
 }
@@ -126,7 +176,7 @@ func parallel(n, grain int, t task) {
 	if grain < 1 {
 		grain = 1
 	}
-	parts := min(Threads(), (n+grain-1)/grain)
+	parts := min(Threads(), (n+grain-1)/grain, maxPieces)
 	if parts <= 1 {
 		t.run(0, n)
 		return
@@ -139,17 +189,33 @@ func parallel(n, grain int, t task) {
 	}
 	poolOnce.Do(startPool)
 	c := calls.Get().(*call)
-	c.t = t
+	c.t, c.n, c.chunk = t, n, chunk
 	c.pending.Store(int32(parts))
-	for lo := chunk; lo < n; lo += chunk {
-		poolPieces <- piece{c: c, lo: lo, hi: min(lo+chunk, n)}
+	gen := c.state.Load()>>32 + 1
+	c.state.Store(gen<<32 | uint64(parts)<<16)
+	offer.Store(c)
+	// Wake blocked workers for the pieces the spinning ones will not take.
+	for range parts - 1 - int(spinners.Load()) {
+		select {
+		case wake <- c:
+		default:
+		}
 	}
-	t.run(0, chunk)
-	if c.pending.Add(-1) != 0 {
-		// Blocking, not spinning: a worker readied by the send above may
-		// be waiting for this goroutine's processor.
+	if !c.work() {
+		// Spin while the other pieces finish (they are running: every
+		// piece is claimed), then collect the finisher's signal.
+		deadline := time.Now().Add(spinFor)
+		for i := 0; c.pending.Load() != 0; i++ {
+			if i%64 == 63 && time.Now().After(deadline) {
+				break
+			}
+		}
 		<-c.done
 	}
+	offer.CompareAndSwap(c, nil)
+	// A new generation with no pieces: a worker still holding c can
+	// claim nothing until its next use.
+	c.state.Store((gen + 1) << 32)
 	c.t = nil
 	calls.Put(c)
 }
