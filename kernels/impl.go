@@ -22,16 +22,19 @@ type impl struct {
 	cvt  [4]func(dst *float32, src unsafe.Pointer, n int) // F16, BF16
 	cvtQ func(dst *float32, src unsafe.Pointer, n int, s *float32)
 
-	dotTile        func(out *float32, ldo int, x *float32, ldx int, w *float32, ldw, k int)
+	// dotTile is the register-tiled MatMulT kernel for many rows of x, by
+	// weight type; q8_0 weights are converted first (nil entry).
+	dotTile        [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k int)
 	tileMR, tileNR int
 	gemm           func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
 	gemmMR, gemmNR int
-	gemmKC         int
+	// pack converts whole panels of one row of weights, by type, into the
+	// GEMM's packed layout (q8_0 values without their scales).
+	pack   [4]func(dst *float32, src unsafe.Pointer, panels, ldd int)
+	gemmKC int
 	// gemmQ8 is gemm for q8_0 weights: b holds the values as float32 and
-	// sp their scales, max(1, gemmNR/32) per k; cvtQ8Raw converts values
-	// without their scales.
-	gemmQ8   func(kc int, a *float32, lda int, b, sp, c *float32, ldc int, bias *float32)
-	cvtQ8Raw func(dst *float32, src unsafe.Pointer, n int)
+	// sp their scales, max(1, gemmNR/32) per k.
+	gemmQ8 func(kc int, a *float32, lda int, b, sp, c *float32, ldc int, bias *float32)
 
 	gelu       func(out, x *float32, n int)
 	geluBack   func(dx, x, dy *float32, n int)
@@ -42,6 +45,7 @@ type impl struct {
 	lnApply    func(out, x, g, b *float32, n int, mean, rstd float32)
 	add        func(out, a, b *float32, n int)
 	scale      func(x *float32, n int, a float32)
+	adamW      func(p, g, m, v *float32, n int, c *[8]float32)
 	attnAccum4 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 	attnAccum2 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 	attnAccum1 func(o, a *float32, n int, v *float32, ldv int, inv float32)

@@ -149,7 +149,7 @@ func (t *matMulTask) gemv(lo, hi int) {
 // over them.
 const gemmMC = 384
 
-type gemmBuf struct{ a, b, s, bias, row, tile []float32 }
+type gemmBuf struct{ a, b, s, bias, tile []float32 }
 
 var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
 
@@ -177,7 +177,6 @@ func (t *matMulTask) gemm(lo, hi int) {
 	np := (ncols + nr - 1) / nr
 	bp := grow(&buf.b, kc*np*nr)
 	edge := grow(&buf.a, mr*kc)
-	row := grow(&buf.row, ncols)
 	tile := grow(&buf.tile, mr*nr)
 	full := n - n%mr // rows in whole groups of mr
 	// q8_0 weights are packed as their int8 values, with their scales
@@ -198,20 +197,26 @@ func (t *matMulTask) gemm(lo, hi int) {
 	}
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
+		fullPanels := ncols / nr
 		for p := 0; p < kb; p++ {
-			src := row
-			switch {
-			case t.w.DType == F32:
-				src = t.w.F32[(pc+p)*m+lo : (pc+p)*m+hi]
-			case q8:
-				q := t.w.Q8[(pc+p)*m+lo : (pc+p)*m+hi]
-				nv := len(q) - len(q)%im.lanes
-				if nv > 0 {
-					im.cvtQ8Raw(&row[0], unsafe.Pointer(&q[0]), nv)
+			// Whole panels in one call; a last partial one through row,
+			// zero-padded.
+			if fullPanels > 0 {
+				w, _, _, _ := t.w.ptr(pc+p, lo)
+				im.pack[t.w.DType](&bp[p*nr], w, fullPanels, 4*kb*nr)
+			}
+			if j0 := fullPanels * nr; j0 < ncols {
+				dst := bp[(fullPanels*kb+p)*nr : (fullPanels*kb+p+1)*nr]
+				if q8 {
+					for j := j0; j < ncols; j++ {
+						dst[j-j0] = float32(t.w.Q8[(pc+p)*m+lo+j])
+					}
+				} else {
+					t.w.rowSpan(dst[:ncols-j0], pc+p, lo+j0, hi)
 				}
-				for j := nv; j < len(q); j++ {
-					row[j] = float32(q[j])
-				}
+				clear(dst[ncols-j0:])
+			}
+			if q8 {
 				scales := t.w.Scales[(pc+p)*(m/Q8Block):]
 				for jp := 0; jp < np; jp++ {
 					for b := 0; b < blocks; b++ {
@@ -223,14 +228,6 @@ func (t *matMulTask) gemm(lo, hi int) {
 						sp[(jp*kb+p)*blocks+b] = v
 					}
 				}
-			default:
-				convertSpan(im, row, t.w, pc+p, lo, hi)
-			}
-			for jp := 0; jp < np; jp++ {
-				dst := bp[(jp*kb+p)*nr : (jp*kb+p+1)*nr]
-				j0, j1 := jp*nr, min(jp*nr+nr, ncols)
-				copy(dst, src[j0:j1])
-				clear(dst[j1-j0:])
 			}
 		}
 		micro := func(a *float32, lda int, jp int, c *float32, ldc int) {
@@ -281,30 +278,29 @@ func (t *matMulTask) gemm(lo, hi int) {
 	gemmBufs.Put(buf)
 }
 
-// convertSpan writes columns [lo, hi) of row i of w as float32 into dst,
-// converting the bulk with the SIMD converters.
-func convertSpan(im *impl, dst []float32, w *Mat, i, lo, hi int) {
+// convertRows writes rows [j0, j1) of w, which lie one after another, as
+// float32 into dst, converting the bulk in one call.
+func convertRows(im *impl, dst []float32, w *Mat, j0, j1 int) {
+	k := w.Cols
+	n := (j1 - j0) * k
 	step := im.lanes
 	if w.DType == Q8_0 {
 		step = Q8Block
-		if head := (Q8Block - lo%Q8Block) % Q8Block; head > 0 {
-			// A partial block first, so that the rest starts on a block.
-			head = min(head, hi-lo)
-			w.rowSpan(dst[:head], i, lo, lo+head)
-			dst, lo = dst[head:], lo+head
-		}
 	}
-	nv := (hi - lo) / step * step
+	nv := n / step * step
 	if nv > 0 {
-		p, _, s, _ := w.ptr(i, lo)
+		p, _, s, _ := w.ptr(j0, 0)
 		if w.DType == Q8_0 {
 			im.cvtQ(&dst[0], p, nv, s)
 		} else {
 			im.cvt[w.DType](&dst[0], p, nv)
 		}
 	}
-	if nv < hi-lo {
-		w.rowSpan(dst[nv:], i, lo+nv, hi)
+	for e := nv; e < n; {
+		row, col := j0+e/k, e%k
+		end := min(k, col+n-e)
+		w.rowSpan(dst[e:e+end-col], row, col, end)
+		e += end - col
 	}
 }
 
@@ -368,32 +364,48 @@ func (t *matMulTTask) run(lo, hi int) {
 	}
 }
 
-// tiles is MatMulT for many rows of x: rows of w, converted to float32 if
-// need be, are taken a cache-sized chunk at a time, and the register-tiled
-// kernel computes tileMR x tileNR blocks of out against them.
+// tiles is MatMulT for many rows of x: rows of w are taken a cache-sized
+// chunk at a time, and the register-tiled kernel computes tileMR x tileNR
+// blocks of out against them. F32, F16 and BF16 weights are read in place
+// (converted in registers); q8_0 rows are converted to float32 first.
 func (t *matMulTTask) tiles(lo, hi int) {
 	im := t.im
 	k, m, n := t.w.Cols, t.w.Rows, t.n
 	mr, nr := im.tileMR, im.tileNR
 	kv := k - k%im.lanes
-	nb := max(nr, (1<<16)/max(k, 1)/nr*nr) // rows of w per chunk, ~256 KB
-	var buf *gemmBuf
-	if t.w.DType != F32 {
-		buf = gemmBufs.Get().(*gemmBuf)
-		defer gemmBufs.Put(buf)
+	tile := im.dotTile[t.w.DType]
+	// Rows of w per chunk: ~256 KB as float32, to stay in L2 across the
+	// rows of x; converted rows ~32 KB, to be written to and read from L1.
+	nb := max(nr, (1<<16)/max(k, 1)/nr*nr)
+	if tile == nil {
+		nb = max(nr, (1<<13)/max(k, 1)/nr*nr)
 	}
+	buf := gemmBufs.Get().(*gemmBuf)
+	defer gemmBufs.Put(buf)
+	// The last rows of x, fewer than mr, go through the tile kernel too,
+	// zero-padded, rather than one dot product per row.
+	full := n - n%mr
+	var xpad, opad []float32
+	if full < n && kv > 0 {
+		xpad = grow(&buf.a, mr*k)
+		clear(xpad)
+		copy(xpad, t.x[full*k:n*k])
+		opad = grow(&buf.tile, mr*nb)
+	}
+	xInL1 := (n+mr)*k <= 1<<13 // floats, x and its padded rows
 	for j0 := lo; j0 < hi; j0 += nb {
 		j1 := min(j0+nb, hi)
 		rows := j1 - j0
-		var wf []float32
-		if t.w.DType == F32 {
-			wf = t.w.F32[j0*k : j1*k]
-		} else {
+		w, ldw, _, _ := t.w.ptr(j0, 0)
+		dot, wt := im.dot[t.w.DType], tile
+		var wf []float32 // rows j0..j1 as float32, where converted
+		if tile == nil {
 			wf = grow(&buf.b, rows*k)
-			for j := 0; j < rows; j++ {
-				convertSpan(im, wf[j*k:(j+1)*k], t.w, j0+j, 0, k)
-			}
+			convertRows(im, wf, t.w, j0, j1)
+			w, ldw = unsafe.Pointer(&wf[0]), 4*k
+			dot, wt = im.dot[F32], im.dotTile[F32]
 		}
+		wrow := func(j int) unsafe.Pointer { return unsafe.Add(w, j*ldw) }
 		if kv == 0 {
 			for i := 0; i < n; i++ {
 				clear(t.out[i*m+j0 : i*m+j1])
@@ -402,20 +414,39 @@ func (t *matMulTTask) tiles(lo, hi int) {
 			continue
 		}
 		jt := rows - rows%nr
-		dot := im.dot[F32]
-		i0 := 0
-		for ; i0+mr <= n; i0 += mr {
+		if xInL1 {
+			// Each tile of w once, against every row of x, which stays in
+			// L1: w streams from memory (or L3) a tile at a time.
 			for j := 0; j < jt; j += nr {
-				im.dotTile(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, &wf[j*k], 4*k, kv)
-			}
-			if jt < rows {
-				for i := i0; i < i0+mr; i++ {
-					dot(&t.out[i*m+j0+jt], &t.x[i*k], unsafe.Pointer(&wf[jt*k]), 4*k, kv, rows-jt, nil, 0)
+				for i0 := 0; i0+mr <= n; i0 += mr {
+					wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv)
+				}
+				if full < n {
+					wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv)
 				}
 			}
 		}
-		for i := i0; i < n; i++ {
-			dot(&t.out[i*m+j0], &t.x[i*k], unsafe.Pointer(&wf[0]), 4*k, kv, rows, nil, 0)
+		i0 := 0
+		for ; i0+mr <= n; i0 += mr {
+			for j := 0; j < jt && !xInL1; j += nr {
+				wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv)
+			}
+			if jt < rows {
+				for i := i0; i < i0+mr; i++ {
+					dot(&t.out[i*m+j0+jt], &t.x[i*k], wrow(jt), ldw, kv, rows-jt, nil, 0)
+				}
+			}
+		}
+		if i0 < n {
+			for j := 0; j < jt && !xInL1; j += nr {
+				wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv)
+			}
+			for i := i0; i < n; i++ {
+				copy(t.out[i*m+j0:i*m+j0+jt], opad[(i-i0)*jt:])
+				if jt < rows {
+					dot(&t.out[i*m+j0+jt], &t.x[i*k], wrow(jt), ldw, kv, rows-jt, nil, 0)
+				}
+			}
 		}
 		t.tail(kv, j0, j1, wf)
 	}
@@ -721,7 +752,7 @@ func (t *attTask) block(buf *attBuf, h, b int) {
 		jt := nmax - nmax%nr
 		for ; r0+mr <= rows; r0 += mr {
 			for j := 0; j < jt; j += nr {
-				im.dotTile(&s[r0*nmax+j], 4*nmax, &t.q[(i0+r0)*c+h*hs], 4*c, &t.kc[j*ld+h*hs], 4*ld, hs)
+				im.dotTile[F32](&s[r0*nmax+j], 4*nmax, &t.q[(i0+r0)*c+h*hs], 4*c, unsafe.Pointer(&t.kc[j*ld+h*hs]), 4*ld, hs)
 			}
 			for r := r0; r < r0+mr && jt < nmax; r++ {
 				dot(&s[r*nmax+jt], &t.q[(i0+r)*c+h*hs], unsafe.Pointer(&t.kc[jt*ld+h*hs]), 4*ld, hs, nmax-jt, nil, 0)

@@ -144,11 +144,8 @@ func spin() {
 				continue
 			}
 		}
-		if i%64 == 63 {
-			if time.Now().After(deadline) {
-				return
-			}
-			runtime.Gosched()
+		if i%64 == 63 && time.Now().After(deadline) {
+			return
 		}
 	}
 }

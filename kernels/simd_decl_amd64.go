@@ -56,16 +56,31 @@ func dotQ8AVX2(out *float32, x *float32, w unsafe.Pointer, ldw int, k int, rows 
 func cvtQ8AVX2(dst *float32, src unsafe.Pointer, n int, s *float32)
 
 //go:noescape
-func dotTileAVX2(out *float32, ldo int, x *float32, ldx int, w *float32, ldw int, k int)
+func dotTileF32AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+
+//go:noescape
+func dotTileF16AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+
+//go:noescape
+func dotTileBF16AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
 
 //go:noescape
 func gemmAVX2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
 
 //go:noescape
-func gemmQ8AVX2(kc int, a *float32, lda int, b *float32, sp *float32, c *float32, ldc int, bias *float32)
+func packF32AVX2(dst *float32, src unsafe.Pointer, panels int, ldd int)
 
 //go:noescape
-func cvtQ8RawAVX2(dst *float32, src unsafe.Pointer, n int)
+func packF16AVX2(dst *float32, src unsafe.Pointer, panels int, ldd int)
+
+//go:noescape
+func packBF16AVX2(dst *float32, src unsafe.Pointer, panels int, ldd int)
+
+//go:noescape
+func packQ8AVX2(dst *float32, src unsafe.Pointer, panels int, ldd int)
+
+//go:noescape
+func gemmQ8AVX2(kc int, a *float32, lda int, b *float32, sp *float32, c *float32, ldc int, bias *float32)
 
 //go:noescape
 func geluAVX2(out *float32, x *float32, n int)
@@ -93,6 +108,9 @@ func addAVX2(out *float32, a *float32, b *float32, n int)
 
 //go:noescape
 func scaleAVX2(x *float32, n int, a float32)
+
+//go:noescape
+func adamWAVX2(param *float32, grad *float32, mom *float32, vel *float32, n int, c *[8]float32)
 
 //go:noescape
 func attnAccum4AVX2(o *float32, a *float32, n int, v *float32, ldv int, inv float32)
@@ -146,16 +164,31 @@ func dotQ8AVX512(out *float32, x *float32, w unsafe.Pointer, ldw int, k int, row
 func cvtQ8AVX512(dst *float32, src unsafe.Pointer, n int, s *float32)
 
 //go:noescape
-func dotTileAVX512(out *float32, ldo int, x *float32, ldx int, w *float32, ldw int, k int)
+func dotTileF32AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+
+//go:noescape
+func dotTileF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+
+//go:noescape
+func dotTileBF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
 
 //go:noescape
 func gemmAVX512(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
 
 //go:noescape
-func gemmQ8AVX512(kc int, a *float32, lda int, b *float32, sp *float32, c *float32, ldc int, bias *float32)
+func packF32AVX512(dst *float32, src unsafe.Pointer, panels int, ldd int)
 
 //go:noescape
-func cvtQ8RawAVX512(dst *float32, src unsafe.Pointer, n int)
+func packF16AVX512(dst *float32, src unsafe.Pointer, panels int, ldd int)
+
+//go:noescape
+func packBF16AVX512(dst *float32, src unsafe.Pointer, panels int, ldd int)
+
+//go:noescape
+func packQ8AVX512(dst *float32, src unsafe.Pointer, panels int, ldd int)
+
+//go:noescape
+func gemmQ8AVX512(kc int, a *float32, lda int, b *float32, sp *float32, c *float32, ldc int, bias *float32)
 
 //go:noescape
 func geluAVX512(out *float32, x *float32, n int)
@@ -183,6 +216,9 @@ func addAVX512(out *float32, a *float32, b *float32, n int)
 
 //go:noescape
 func scaleAVX512(x *float32, n int, a float32)
+
+//go:noescape
+func adamWAVX512(param *float32, grad *float32, mom *float32, vel *float32, n int, c *[8]float32)
 
 //go:noescape
 func attnAccum4AVX512(o *float32, a *float32, n int, v *float32, ldv int, inv float32)

@@ -30,29 +30,22 @@ func (o *AdamW) Update(l *Layout, params, grads []float32, lr float64, gradScale
 	// lr / (1 - beta1^k), denom = sqrt(v) / sqrt(1 - beta2^k) + eps.
 	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
 	bc2Sqrt := math.Sqrt(1 - math.Pow(o.Beta2, float64(o.Step)))
-	stepSize := float32(lr / bc1)
-	b1, b2 := float32(o.Beta1), float32(o.Beta2)
-	eps, inv := float32(o.Eps), float32(1/bc2Sqrt)
+	step := kernels.AdamWStep{
+		GradScale:     gradScale,
+		OneMinusBeta1: 1 - float32(o.Beta1),
+		Beta2:         float32(o.Beta2),
+		OneMinusBeta2: 1 - float32(o.Beta2),
+		InvBC2Sqrt:    float32(1 / bc2Sqrt),
+		Eps:           float32(o.Eps),
+		StepSize:      float32(lr / bc1),
+	}
 	decay := float32(1 - lr*o.WeightDecay)
 	for i, t := range l.Tensors {
-		p, g := l.Slice(params, i), l.Slice(grads, i)
-		m, v := l.Slice(o.M, i), l.Slice(o.V, i)
-		d := float32(1)
+		step.Decay = 1
 		if t.Decay {
-			d = decay
+			step.Decay = decay
 		}
-		kernels.Parallel(len(p), 4096, func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				gj := g[j] * gradScale
-				pj := p[j] * d
-				// torch: exp_avg.lerp_(grad, 1-beta1) is m + (1-beta1)(g - m).
-				mj := m[j] + (1-b1)*(gj-m[j])
-				vj := v[j]*b2 + (1-b2)*gj*gj
-				m[j], v[j] = mj, vj
-				denom := float32(math.Sqrt(float64(vj)))*inv + eps
-				p[j] = pj - stepSize*(mj/denom)
-			}
-		})
+		kernels.AdamW(l.Slice(params, i), l.Slice(grads, i), l.Slice(o.M, i), l.Slice(o.V, i), step)
 	}
 }
 

@@ -548,14 +548,14 @@ func genDot(s isa, dt dtype) {
 // block of out (row stride ldo bytes) = lane-dots of mr rows of x (stride
 // ldx bytes) with nr rows of w (stride ldw bytes), all float32. k is a
 // positive multiple of the lane count.
-func genDotTile(s isa) (mr, nr int) {
+func genDotTile(s isa, dt dtype) (mr, nr int) {
 	mr, nr = 6, 4
 	if s.lanes == 8 {
 		mr, nr = 4, 3
 	}
-	name := "dotTile" + s.name
+	name := "dotTile" + dt.name + s.name
 	fr := text(name, "", []param{p("out", "*float32"), p("ldo", "int"), p("x", "*float32"), p("ldx", "int"),
-		p("w", "*float32"), p("ldw", "int"), p("k", "int")})
+		p("w", "unsafe.Pointer"), p("ldw", "int"), p("k", "int")})
 	fr.arg("out", "DI")
 	fr.arg("x", "SI")
 	fr.arg("ldx", "R8")
@@ -577,7 +577,7 @@ func genDotTile(s isa) (mr, nr int) {
 	}
 	label("loop")
 	for j := 0; j < nr; j++ {
-		emit("VMOVUPS %s, %s", wAddr[j], s.r(wr+j))
+		loadW(s, dt, wAddr[j], s.r(wr+j), "")
 	}
 	for i := 0; i < mr; i++ {
 		emit("VMOVUPS %s, %s", xAddr[i], s.r(xr))
@@ -587,8 +587,8 @@ func genDotTile(s isa) (mr, nr int) {
 	}
 	emit("ADDQ $%d, SI", s.vbytes())
 	emit("ADDQ $%d, BX", s.vbytes())
-	emit("ADDQ $%d, DX", s.vbytes())
-	emit("ADDQ $%d, CX", s.vbytes())
+	emit("ADDQ $%d, DX", s.lanes*dt.size)
+	emit("ADDQ $%d, CX", s.lanes*dt.size)
 	emit("DECQ R10")
 	emit("JNZ loop")
 	// Sum each accumulator's lanes, s.lanes accumulators at a time, and
@@ -824,22 +824,34 @@ func genConvert(s isa, dt dtype) {
 	ret()
 }
 
-// genConvertQ8Raw: dst[:n] = float32(src[:n]) for int8 src, no scale. n is
-// a multiple of the lane count.
-func genConvertQ8Raw(s isa) {
-	fr := text("cvtQ8Raw"+s.name, "", []param{p("dst", "*float32"), p("src", "unsafe.Pointer"), p("n", "int")})
+// genPack: the GEMM's packing of one row of weights into panels: for
+// i < panels, the nr values at src + i*nr*size go, as float32, to dst +
+// i*ldd bytes. q8 values are converted without their scales (the GEMM
+// applies those to the input).
+func genPack(s isa, dt dtype, nr int) {
+	fr := text("pack"+dt.name+s.name, "", []param{p("dst", "*float32"), p("src", "unsafe.Pointer"), p("panels", "int"), p("ldd", "int")})
 	fr.arg("dst", "DI")
 	fr.arg("src", "SI")
-	fr.arg("n", "CX")
+	fr.arg("panels", "CX")
+	fr.arg("ldd", "DX")
 	emit("TESTQ CX, CX")
 	emit("JE done")
 	label("loop")
-	emit("VPMOVSXBD (SI), %s", s.r(0))
-	emit("VCVTDQ2PS %s, %s", s.r(0), s.r(0))
-	emit("VMOVUPS %s, (DI)", s.r(0))
-	emit("ADDQ $%d, SI", s.lanes)
-	emit("ADDQ $%d, DI", s.vbytes())
-	emit("SUBQ $%d, CX", s.lanes)
+	for v := 0; v < nr/s.lanes; v++ {
+		addr := fmt.Sprintf("%d(SI)", v*s.lanes*dt.size)
+		if dt == q8 {
+			emit("VPMOVSXBD %s, %s", addr, s.r(v))
+			emit("VCVTDQ2PS %s, %s", s.r(v), s.r(v))
+		} else {
+			loadW(s, dt, addr, s.r(v), "")
+		}
+	}
+	for v := 0; v < nr/s.lanes; v++ {
+		emit("VMOVUPS %s, %d(DI)", s.r(v), v*s.vbytes())
+	}
+	emit("ADDQ $%d, SI", nr*dt.size)
+	emit("ADDQ DX, DI")
+	emit("DECQ CX")
 	emit("JNZ loop")
 	label("done")
 	ret()
@@ -1115,6 +1127,56 @@ func genAdd(s isa) {
 	ret()
 }
 
+// genAdamW: one AdamW step over n values (a multiple of the lane count),
+// with the constants at c: gradScale, decay, 1-beta1, beta2, 1-beta2,
+// 1/sqrt(1-beta2^t), eps, stepSize. The operations are kernels.adamWRef's,
+// one by one in its order (no fused multiply-add), so that every path
+// updates the weights to the same bits.
+func genAdamW(s isa) {
+	// ("g" would name Go assembly's goroutine register.)
+	fr := text("adamW"+s.name, "", []param{p("param", "*float32"), p("grad", "*float32"), p("mom", "*float32"), p("vel", "*float32"),
+		p("n", "int"), p("c", "*[8]float32")})
+	fr.arg("param", "DI")
+	fr.arg("grad", "SI")
+	fr.arg("mom", "DX")
+	fr.arg("vel", "BX")
+	fr.arg("n", "CX")
+	fr.arg("c", "AX")
+	const gs, dec, c1, b2, c2, inv, eps, step = 8, 9, 10, 11, 12, 13, 14, 15
+	for i := 0; i < 8; i++ {
+		emit("VBROADCASTSS %d(AX), %s", 4*i, s.r(gs+i))
+	}
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	emit("VMULPS (SI), %s, %s", s.r(gs), s.r(0))      // gj = g*gs
+	emit("VMULPS (DI), %s, %s", s.r(dec), s.r(1))     // pj = p*d
+	emit("VMOVUPS (DX), %s", s.r(2))                  // m
+	emit("VSUBPS %s, %s, %s", s.r(2), s.r(0), s.r(3)) // gj - m
+	emit("VMULPS %s, %s, %s", s.r(3), s.r(c1), s.r(3))
+	emit("VADDPS %s, %s, %s", s.r(3), s.r(2), s.r(2))  // mj = m + c1*(gj-m)
+	emit("VMULPS (BX), %s, %s", s.r(b2), s.r(4))       // v*b2
+	emit("VMULPS %s, %s, %s", s.r(0), s.r(c2), s.r(5)) // c2*gj
+	emit("VMULPS %s, %s, %s", s.r(0), s.r(5), s.r(5))  // *gj
+	emit("VADDPS %s, %s, %s", s.r(5), s.r(4), s.r(4))  // vj
+	emit("VMOVUPS %s, (DX)", s.r(2))
+	emit("VMOVUPS %s, (BX)", s.r(4))
+	emit("VSQRTPS %s, %s", s.r(4), s.r(6))
+	emit("VMULPS %s, %s, %s", s.r(inv), s.r(6), s.r(6))
+	emit("VADDPS %s, %s, %s", s.r(eps), s.r(6), s.r(6)) // denom
+	emit("VDIVPS %s, %s, %s", s.r(6), s.r(2), s.r(7))   // mj/denom
+	emit("VMULPS %s, %s, %s", s.r(7), s.r(step), s.r(7))
+	emit("VSUBPS %s, %s, %s", s.r(7), s.r(1), s.r(1)) // pj - step*q
+	emit("VMOVUPS %s, (DI)", s.r(1))
+	for _, r := range []string{"DI", "SI", "DX", "BX"} {
+		emit("ADDQ $%d, %s", s.vbytes(), r)
+	}
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
 func genScale(s isa) {
 	fr := text("scale"+s.name, "", []param{p("x", "*float32"), p("n", "int"), f("a")})
 	fr.arg("x", "SI")
@@ -1262,10 +1324,14 @@ func main() {
 				genConvert(s, dt)
 			}
 		}
-		tmr, tnr := genDotTile(s)
+		tmr, tnr := genDotTile(s, f32)
+		genDotTile(s, f16)
+		genDotTile(s, bf16)
 		gmr, gnr := genGemm(s)
+		for _, dt := range []dtype{f32, f16, bf16, q8} {
+			genPack(s, dt, gnr)
+		}
 		genGemmQ8(s)
-		genConvertQ8Raw(s)
 		genGelu(s)
 		genGeluBackward(s)
 		genExpSum(s)
@@ -1275,6 +1341,7 @@ func main() {
 		genLNApply(s)
 		genAdd(s)
 		genScale(s)
+		genAdamW(s)
 		genAttnAccum(s, 4)
 		genAttnAccum(s, 2)
 		genAttnAccum(s, 1)
