@@ -44,15 +44,13 @@ func MatMulBackward(dx, dw, db, dy, x []float32, n int, w *Mat) {
 	}
 }
 
-// matMulGradW accumulates dw[k, m] += x^T @ dy with the forward kernel.
+// matMulGradW accumulates dw[k, m] += x^T @ dy with the forward kernel,
+// adding into dw in place.
 func matMulGradW(dw, dy, x []float32, n, k, m int) {
 	xt := getScratch(k * n)
 	transpose(xt, x, n, k)
-	prod := getScratch(k * m)
 	dyMat := Mat{Rows: n, Cols: m, DType: F32, F32: dy[:n*m]}
-	MatMul(prod, xt, k, &dyMat, nil)
-	Add(dw[:k*m], dw[:k*m], prod)
-	putScratch(prod)
+	matMulAcc(dw[:k*m], xt, k, &dyMat)
 	putScratch(xt)
 }
 
@@ -81,37 +79,14 @@ func MatMulTBackward(dx, dw, dy, x []float32, n int, w *Mat) {
 		// dx = dy @ w is MatMul with w read as an [in, out] matrix.
 		MatMul(dx, dy, n, w, nil)
 	}
-	// dw^T = x^T @ dy, for which only x (the narrow side) is transposed;
-	// the GEMM packs dy, however wide, as it packs any weight. The product
-	// is then added to dw transposed.
-	xt := getScratch(k * n)
-	transpose(xt, x, n, k)
-	prod := getScratch(k * m)
-	dyMat := Mat{Rows: n, Cols: m, DType: F32, F32: dy[:n*m]}
-	MatMul(prod, xt, k, &dyMat, nil)
-	addTransposed(dw[:m*k], prod, k, m)
-	putScratch(prod)
-	putScratch(xt)
-}
-
-// addTransposed adds src^T to dst: dst[j, p] += src[p, j] for src of r
-// rows and c columns, in blocks that keep both sides in cache.
-func addTransposed(dst, src []float32, r, c int) {
-	const blk = 32
-	Parallel((c+blk-1)/blk, 1, func(lo, hi int) {
-		for j0 := lo * blk; j0 < min(hi*blk, c); j0 += blk {
-			j1 := min(j0+blk, c)
-			for p0 := 0; p0 < r; p0 += blk {
-				p1 := min(p0+blk, r)
-				for j := j0; j < j1; j++ {
-					d := dst[j*r+p0 : j*r+p1]
-					for p := range d {
-						d[p] += src[(p0+p)*c+j]
-					}
-				}
-			}
-		}
-	})
+	// dw += dy^T @ x, added into dw in place by the GEMM: dy is
+	// transposed (n x m, a third the size of dw for GPT-2's vocabulary and
+	// a batch of 256), and x is the narrow "weight" it packs.
+	dyt := getScratch(m * n)
+	transpose(dyt, dy, n, m)
+	xMat := Mat{Rows: n, Cols: k, DType: F32, F32: x[:n*k]}
+	matMulAcc(dw[:m*k], dyt, m, &xMat)
+	putScratch(dyt)
 }
 
 // transpose sets dst[c, r] = src[r, c] for src of r rows and c columns, in

@@ -42,6 +42,16 @@ import (
 // MatMul computes out[n, w.Cols] = x[n, w.Rows] @ w + bias, with w in the
 // [in, out] ("Conv1D") layout of GPT-2 checkpoints. bias may be nil.
 func MatMul(out, x []float32, n int, w *Mat, bias []float32) {
+	matMul(out, x, n, w, bias, false)
+}
+
+// matMulAcc adds x[n, w.Rows] @ w to out[n, w.Cols]: each output starts
+// its chain of multiply-adds from its current value.
+func matMulAcc(out, x []float32, n int, w *Mat) {
+	matMul(out, x, n, w, nil, true)
+}
+
+func matMul(out, x []float32, n int, w *Mat, bias []float32, acc bool) {
 	if n <= 0 {
 		return
 	}
@@ -56,7 +66,7 @@ func MatMul(out, x []float32, n int, w *Mat, bias []float32) {
 	}
 	im := active()
 	t := matMulTasks.get()
-	*t = matMulTask{im: im, out: out, x: x, n: n, w: w, bias: bias}
+	*t = matMulTask{im: im, out: out, x: x, n: n, w: w, bias: bias, acc: acc}
 	cost := n * max(k, 1) // per output column
 	switch {
 	case !im.simd:
@@ -85,6 +95,7 @@ type matMulTask struct {
 	n      int
 	w      *Mat
 	bias   []float32
+	acc    bool // add to out rather than set it
 }
 
 var matMulTasks taskPool[matMulTask]
@@ -92,7 +103,7 @@ var matMulTasks taskPool[matMulTask]
 func (t *matMulTask) run(lo, hi int) {
 	switch t.mode {
 	case mmGeneric:
-		matMulColsRef(t.out, t.x, t.n, t.w, t.bias, lo, hi)
+		matMulColsRef(t.out, t.x, t.n, t.w, t.bias, lo, hi, t.acc)
 	case mmGemv:
 		t.gemv(lo, hi)
 	default:
@@ -100,8 +111,12 @@ func (t *matMulTask) run(lo, hi int) {
 	}
 }
 
-// initCols sets columns [lo, hi) of every row of out to the bias, or zero.
+// initCols sets columns [lo, hi) of every row of out to the bias, or zero,
+// unless the product is added to out.
 func (t *matMulTask) initCols(lo, hi int) {
+	if t.acc {
+		return
+	}
 	m := t.w.Cols
 	for i := 0; i < t.n; i++ {
 		o := t.out[i*m+lo : i*m+hi]
@@ -232,7 +247,7 @@ func (t *matMulTask) gemm(lo, hi int) {
 		}
 		micro := func(a *float32, lda int, jp int, c *float32, ldc int) {
 			var b0 *float32
-			if pc == 0 {
+			if pc == 0 && !t.acc {
 				b0 = &bias[jp*nr]
 			}
 			if q8 {
@@ -264,7 +279,7 @@ func (t *matMulTask) gemm(lo, hi int) {
 					}
 					rows := min(mr, n-i0)
 					clear(tile)
-					for r := 0; r < rows && pc > 0; r++ {
+					for r := 0; r < rows && (pc > 0 || t.acc); r++ {
 						copy(tile[r*nr:r*nr+cols], t.out[(i0+r)*m+j0:])
 					}
 					micro(a, lda, jp, &tile[0], 4*nr)

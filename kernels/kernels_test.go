@@ -422,3 +422,33 @@ func TestNoAllocs(t *testing.T) {
 		}
 	})
 }
+
+// TestMatMulAcc checks the accumulating form used by the backward pass:
+// out += x @ w, with each chain of multiply-adds starting from out, on
+// the matrix-vector (few rows) and GEMM paths of every implementation.
+func TestMatMulAcc(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		for _, dt := range dtypes {
+			for _, sh := range matShapes(dt) {
+				n, k, m := sh[0], sh[1], sh[2]
+				w, wf := randMat(t, r, k, m, dt)
+				x := uniform(r, n*k, 1)
+				out := uniform(r, n*m, 1)
+				start := slices.Clone(out)
+				matMulAcc(out, x, n, &w)
+				for i := 0; i < n; i++ {
+					for j := 0; j < m; j++ {
+						want, mag := float64(start[i*m+j]), math.Abs(float64(start[i*m+j]))
+						for p := 0; p < k; p++ {
+							v := float64(x[i*k+p]) * float64(wf[p*m+j])
+							want += v
+							mag += math.Abs(v)
+						}
+						checkSum(t, func() string { return fmt.Sprintf("%v n=%d k=%d m=%d out[%d,%d]", dt, n, k, m, i, j) }, out[i*m+j], want, mag, k+1, dt)
+					}
+				}
+			}
+		}
+	})
+}

@@ -9,17 +9,17 @@ import "math"
 // matMulRef computes rows [0, n) of out = x @ w + bias for w in [in, out]
 // layout. Each output is bias, then a sum over the inputs in order.
 func matMulRef(out, x []float32, n int, w *Mat, bias []float32) {
-	matMulColsRef(out, x, n, w, bias, 0, w.Cols)
+	matMulColsRef(out, x, n, w, bias, 0, w.Cols, false)
 }
 
 // matMulColsRef is matMulRef restricted to output columns [lo, hi).
-func matMulColsRef(out, x []float32, n int, w *Mat, bias []float32, lo, hi int) {
+func matMulColsRef(out, x []float32, n int, w *Mat, bias []float32, lo, hi int, acc bool) {
 	k, m := w.Rows, w.Cols
 	var wr []float32
 	if w.DType != F32 {
 		wr = make([]float32, hi-lo)
 	}
-	for i := 0; i < n; i++ {
+	for i := 0; i < n && !acc; i++ {
 		o := out[i*m+lo : i*m+hi]
 		if bias != nil {
 			copy(o, bias[lo:hi])
