@@ -358,7 +358,10 @@ func (t *matMulTTask) run(lo, hi int) {
 		matMulTGeneric(t.out, t.x, t.n, t.w, lo, hi)
 		return
 	}
-	if t.n >= im.tileMR {
+	// From two rows of x on, the tile kernel (zero-padded to its rows)
+	// beats one dot product per row, which converts and reduces each row
+	// of w again for every row of x.
+	if t.n >= 2 {
 		t.tiles(lo, hi)
 		return
 	}
@@ -389,11 +392,17 @@ func (t *matMulTTask) tiles(lo, hi int) {
 	mr, nr := im.tileMR, im.tileNR
 	kv := k - k%im.lanes
 	tile := im.dotTile[t.w.DType]
+	if t.w.DType != F32 && n >= 2*mr {
+		// Converting once beats converting in registers for every tile
+		// of x rows.
+		tile = nil
+	}
 	// Rows of w per chunk: ~256 KB as float32, to stay in L2 across the
-	// rows of x; converted rows ~32 KB, to be written to and read from L1.
+	// rows of x; converted rows ~16 KB, to be written to and read from L1
+	// beside x.
 	nb := max(nr, (1<<16)/max(k, 1)/nr*nr)
 	if tile == nil {
-		nb = max(nr, (1<<13)/max(k, 1)/nr*nr)
+		nb = max(nr, (1<<12)/max(k, 1)/nr*nr)
 	}
 	buf := gemmBufs.Get().(*gemmBuf)
 	defer gemmBufs.Put(buf)
