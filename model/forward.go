@@ -65,6 +65,14 @@ type Step struct {
 // [positions, vocab] row-major. The tokens of all steps go through the
 // dense layers together, which is what makes batching pay.
 func (m *Model) Forward(steps []Step) ([][]float32, error) {
+	return m.ForwardInto(nil, steps)
+}
+
+// ForwardInto is Forward writing the logits into buf when it is large
+// enough (else into a new slice), so that a decoding loop can reuse one
+// buffer rather than leave the garbage collector 200 KB per token. The
+// returned rows alias buf: they are valid until buf is reused.
+func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 	cfg := m.Config
 	C, V := cfg.NEmbd, cfg.VocabSize
 	n := 0
@@ -155,7 +163,11 @@ func (m *Model) Forward(steps []Step) ([][]float32, error) {
 		copy(h[i*C:(i+1)*C], x[r*C:(r+1)*C])
 	}
 	kernels.LayerNorm(h, h, m.LNFG, m.LNFB, len(rows), C, eps)
-	logits := make([]float32, len(rows)*V)
+	logits := buf[:cap(buf)]
+	if len(logits) < len(rows)*V {
+		logits = make([]float32, len(rows)*V)
+	}
+	logits = logits[:len(rows)*V]
 	kernels.MatMulT(logits, h, len(rows), m.Output())
 	off := 0
 	for i, s := range steps {

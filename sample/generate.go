@@ -77,6 +77,9 @@ func Generate(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, pro
 
 	steps := make([]model.Step, 0, len(seqs))
 	live := make([]int, 0, len(seqs))
+	// One logits buffer for every step (a row per live sequence): each
+	// step's logits are used before the next step.
+	buf := make([]float32, len(seqs)*m.Config.VocabSize)
 	for {
 		steps, live = steps[:0], live[:0]
 		for i, s := range seqs {
@@ -91,7 +94,7 @@ func Generate(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, pro
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		logits, err := m.Forward(steps)
+		logits, err := m.ForwardInto(buf, steps)
 		if err != nil {
 			return nil, fmt.Errorf("generate: %w", err)
 		}

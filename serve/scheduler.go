@@ -184,6 +184,7 @@ type scheduler struct {
 	free    []*model.Cache
 	caches  int
 	steps   []model.Step
+	logits  []float32 // the last step's, reused by the next
 }
 
 func newScheduler(m *model.Model, tok *tokenizer.Tokenizer, maxBatch, maxQueue, prefillChunk int, mt *metrics) *scheduler {
@@ -419,6 +420,10 @@ func (s *scheduler) promptText(prompt []int) string {
 	return text
 }
 
+// maxReusedLogitRows bounds the logits buffer the scheduler keeps between
+// steps: 64 rows of GPT-2's vocabulary are 13 MB.
+const maxReusedLogitRows = 64
+
 // step runs one forward pass over the batch and advances every sequence in
 // it.
 func (s *scheduler) step() {
@@ -458,7 +463,26 @@ func (s *scheduler) step() {
 	}
 	s.steps = steps
 
-	logits, err := s.m.Forward(steps)
+	// The logits go into one buffer the scheduler keeps (each step's are
+	// used up, sampled and scored, before the next step), unless an
+	// echoed prompt's asks for so many rows that keeping them would pin
+	// memory.
+	rows := 0
+	for _, st := range steps {
+		if st.All {
+			rows += len(st.Tokens)
+		} else {
+			rows++
+		}
+	}
+	buf := s.logits
+	if rows <= maxReusedLogitRows {
+		if n := rows * s.m.Config.VocabSize; cap(s.logits) < n {
+			s.logits = make([]float32, n)
+		}
+		buf = s.logits
+	}
+	logits, err := s.m.ForwardInto(buf, steps)
 	if err != nil {
 		e := &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: fmt.Sprintf("forward pass: %v", err)}
 		for _, q := range batch {

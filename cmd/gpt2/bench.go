@@ -208,10 +208,11 @@ func runBench(stdout, stderr io.Writer, o benchOptions) error {
 	r.PrefillPeakFraction = r.PrefillGFLOPs / r.FMAPeakGFLOPs
 
 	progress("decode: %d tokens at batch 1, %d runs after a warm-up...", decode, runs)
+	logits := make([]float32, cfg.VocabSize) // reused, as a decoding loop does
 	decodeTimes, err := timeRuns(runs, func() error {
 		cache.Reset()
 		for _, id := range ids[:decode] {
-			if _, err := run.Forward([]model.Step{{Cache: cache, Tokens: []int{id}}}); err != nil {
+			if _, err := run.ForwardInto(logits, []model.Step{{Cache: cache, Tokens: []int{id}}}); err != nil {
 				return err
 			}
 		}
