@@ -104,23 +104,34 @@ func TestMatMul(t *testing.T) {
 				}
 				out := uniform(r, n*m, 1e9) // garbage that must be overwritten
 				MatMul(out, x, n, &w, bias)
-				for i := 0; i < n; i++ {
-					for j := 0; j < m; j++ {
-						var want, mag float64
-						if bias != nil {
-							want, mag = float64(bias[j]), math.Abs(float64(bias[j]))
-						}
-						for p := 0; p < k; p++ {
-							v := float64(x[i*k+p]) * float64(wf[p*m+j])
-							want += v
-							mag += math.Abs(v)
-						}
-						checkSum(t, func() string { return fmt.Sprintf("%v n=%d k=%d m=%d out[%d,%d]", dt, n, k, m, i, j) }, out[i*m+j], want, mag, k, dt)
+				checkMatMul(t, dt, out, x, wf, n, k, m, func(i, j int) float64 {
+					if bias == nil {
+						return 0
 					}
-				}
+					return float64(bias[j])
+				})
 			}
 		}
 	})
+}
+
+// checkMatMul checks out[n, m] = init + x[n, k] @ wf[k, m] against the
+// sum in float64, where init(i, j) is output (i, j)'s starting value (the
+// bias, or what an accumulating product adds to).
+func checkMatMul(t *testing.T, dt DType, out, x, wf []float32, n, k, m int, init func(i, j int) float64) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		for j := 0; j < m; j++ {
+			want := init(i, j)
+			mag := math.Abs(want)
+			for p := 0; p < k; p++ {
+				v := float64(x[i*k+p]) * float64(wf[p*m+j])
+				want += v
+				mag += math.Abs(v)
+			}
+			checkSum(t, func() string { return fmt.Sprintf("%v n=%d k=%d m=%d out[%d,%d]", dt, n, k, m, i, j) }, out[i*m+j], want, mag, k+1, dt)
+		}
+	}
 }
 
 func TestMatMulT(t *testing.T) {
@@ -437,17 +448,7 @@ func TestMatMulAcc(t *testing.T) {
 				out := uniform(r, n*m, 1)
 				start := slices.Clone(out)
 				matMulAcc(out, x, n, &w)
-				for i := 0; i < n; i++ {
-					for j := 0; j < m; j++ {
-						want, mag := float64(start[i*m+j]), math.Abs(float64(start[i*m+j]))
-						for p := 0; p < k; p++ {
-							v := float64(x[i*k+p]) * float64(wf[p*m+j])
-							want += v
-							mag += math.Abs(v)
-						}
-						checkSum(t, func() string { return fmt.Sprintf("%v n=%d k=%d m=%d out[%d,%d]", dt, n, k, m, i, j) }, out[i*m+j], want, mag, k+1, dt)
-					}
-				}
+				checkMatMul(t, dt, out, x, wf, n, k, m, func(i, j int) float64 { return float64(start[i*m+j]) })
 			}
 		}
 	})

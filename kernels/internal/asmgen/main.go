@@ -1097,13 +1097,7 @@ func genLNApply(s isa) {
 	emit("VMULPS (DX), %s, %s", s.r(0), s.r(0))
 	emit("VADDPS (BX), %s, %s", s.r(0), s.r(0))
 	emit("VMOVUPS %s, (DI)", s.r(0))
-	for _, r := range []string{"SI", "DX", "BX", "DI"} {
-		emit("ADDQ $%d, %s", s.vbytes(), r)
-	}
-	emit("SUBQ $%d, CX", s.lanes)
-	emit("JNZ loop")
-	label("done")
-	ret()
+	endLoop(s, "SI", "DX", "BX", "DI")
 }
 
 func genAdd(s isa) {
@@ -1118,13 +1112,7 @@ func genAdd(s isa) {
 	emit("VMOVUPS (SI), %s", s.r(0))
 	emit("VADDPS (DX), %s, %s", s.r(0), s.r(0))
 	emit("VMOVUPS %s, (DI)", s.r(0))
-	for _, r := range []string{"SI", "DX", "DI"} {
-		emit("ADDQ $%d, %s", s.vbytes(), r)
-	}
-	emit("SUBQ $%d, CX", s.lanes)
-	emit("JNZ loop")
-	label("done")
-	ret()
+	endLoop(s, "SI", "DX", "DI")
 }
 
 // genAdamW: one AdamW step over n values (a multiple of the lane count),
@@ -1168,7 +1156,14 @@ func genAdamW(s isa) {
 	emit("VMULPS %s, %s, %s", s.r(7), s.r(step), s.r(7))
 	emit("VSUBPS %s, %s, %s", s.r(7), s.r(1), s.r(1)) // pj - step*q
 	emit("VMOVUPS %s, (DI)", s.r(1))
-	for _, r := range []string{"DI", "SI", "DX", "BX"} {
+	endLoop(s, "DI", "SI", "DX", "BX")
+}
+
+// endLoop ends the vector loop of an elementwise kernel: it advances each
+// pointer register by a vector, counts a vector's lanes off CX, loops, and
+// returns.
+func endLoop(s isa, ptrs ...string) {
+	for _, r := range ptrs {
 		emit("ADDQ $%d, %s", s.vbytes(), r)
 	}
 	emit("SUBQ $%d, CX", s.lanes)
