@@ -210,11 +210,11 @@ func (t *matMulTask) gemm(lo, hi int) {
 	if t.bias != nil {
 		copy(bias, t.bias[lo:hi])
 	}
+	fullPanels := ncols / nr
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
-		fullPanels := ncols / nr
 		for p := 0; p < kb; p++ {
-			// Whole panels in one call; a last partial one through row,
+			// Whole panels in one call; a last partial one value by value,
 			// zero-padded.
 			if fullPanels > 0 {
 				w, _, _, _ := t.w.ptr(pc+p, lo)
@@ -438,39 +438,37 @@ func (t *matMulTTask) tiles(lo, hi int) {
 			continue
 		}
 		jt := rows - rows%nr
+		// One tile of out: the mr rows of x from i0 (their zero-padded
+		// copy for the last, short group) against the nr rows of w from j.
+		tileAt := func(i0, j int) {
+			if i0 < full {
+				wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv)
+			} else {
+				wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv)
+			}
+		}
 		if xInL1 {
 			// Each tile of w once, against every row of x, which stays in
 			// L1: w streams from memory (or L3) a tile at a time.
 			for j := 0; j < jt; j += nr {
-				for i0 := 0; i0+mr <= n; i0 += mr {
-					wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv)
-				}
-				if full < n {
-					wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv)
+				for i0 := 0; i0 < n; i0 += mr {
+					tileAt(i0, j)
 				}
 			}
-		}
-		i0 := 0
-		for ; i0+mr <= n; i0 += mr {
-			for j := 0; j < jt && !xInL1; j += nr {
-				wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv)
-			}
-			if jt < rows {
-				for i := i0; i < i0+mr; i++ {
-					dot(&t.out[i*m+j0+jt], &t.x[i*k], wrow(jt), ldw, kv, rows-jt, nil, 0)
+		} else {
+			// Each group of rows of x against the chunk, which stays in L2.
+			for i0 := 0; i0 < n; i0 += mr {
+				for j := 0; j < jt; j += nr {
+					tileAt(i0, j)
 				}
 			}
 		}
-		if i0 < n {
-			for j := 0; j < jt && !xInL1; j += nr {
-				wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv)
-			}
-			for i := i0; i < n; i++ {
-				copy(t.out[i*m+j0:i*m+j0+jt], opad[(i-i0)*jt:])
-				if jt < rows {
-					dot(&t.out[i*m+j0+jt], &t.x[i*k], wrow(jt), ldw, kv, rows-jt, nil, 0)
-				}
-			}
+		for i := full; i < n; i++ {
+			copy(t.out[i*m+j0:i*m+j0+jt], opad[(i-full)*jt:])
+		}
+		// The last rows of w, fewer than nr, one dot product per row of x.
+		for i := 0; i < n && jt < rows; i++ {
+			dot(&t.out[i*m+j0+jt], &t.x[i*k], wrow(jt), ldw, kv, rows-jt, nil, 0)
 		}
 		t.tail(kv, j0, j1, wf)
 	}
