@@ -628,6 +628,55 @@ func genDotTile(s isa, dt dtype) (mr, nr int) {
 	return mr, nr
 }
 
+// gemmTile is the register layout the GEMM micro-kernels share: mr rows
+// of u vector accumulators over C, whose rows are at cAddr (DI, stride R8;
+// BX the fourth row), multiplied from rows of A at aAddr (SI, stride R9;
+// R10 the fourth row).
+type gemmTile struct {
+	s            isa
+	mr, u        int
+	cAddr, aAddr []string
+}
+
+// newGemmTile emits the row addresses' set-up and returns the layout.
+func newGemmTile(s isa, mr, u int) gemmTile {
+	emit("LEAQ (DI)(R8*2), BX")
+	emit("ADDQ R8, BX")
+	emit("LEAQ (SI)(R9*2), R10")
+	emit("ADDQ R9, R10")
+	return gemmTile{s: s, mr: mr, u: u,
+		cAddr: []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"},
+		aAddr: []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(R10)(R9*1)", "(R10)(R9*2)"}}
+}
+
+// acc is the accumulator register of row i, vector v.
+func (t gemmTile) acc(i, v int) int { return i*t.u + v }
+
+// load starts the accumulators from the bias row at R12 (nr values, the
+// same for every row) when R12 is not nil, as in the first k block, and
+// from C otherwise.
+func (t gemmTile) load() {
+	emit("TESTQ R12, R12")
+	emit("JE loadc")
+	t.each(func(i, v int) { emit("VMOVUPS %d(R12), %s", v*t.s.vbytes(), t.s.r(t.acc(i, v))) })
+	emit("JMP loop")
+	label("loadc")
+	t.each(func(i, v int) { emit("VMOVUPS %d%s, %s", v*t.s.vbytes(), t.cAddr[i], t.s.r(t.acc(i, v))) })
+}
+
+// store writes the accumulators to C.
+func (t gemmTile) store() {
+	t.each(func(i, v int) { emit("VMOVUPS %s, %d%s", t.s.r(t.acc(i, v)), v*t.s.vbytes(), t.cAddr[i]) })
+}
+
+func (t gemmTile) each(f func(i, v int)) {
+	for i := 0; i < t.mr; i++ {
+		for v := 0; v < t.u; v++ {
+			f(i, v)
+		}
+	}
+}
+
 // genGemm: the GEMM micro-kernel: an mr x nr block of C (row stride ldc
 // bytes) += A (mr rows of kc, row stride lda bytes) times B (kc rows of nr,
 // row stride ldb bytes: a packed panel, or attention's values in place),
@@ -649,31 +698,12 @@ func genGemm(s isa) (mr, nr int) {
 	fr.arg("ldb", "R11")
 	fr.arg("c", "DI")
 	fr.arg("ldc", "R8")
-	emit("LEAQ (DI)(R8*2), BX")
-	emit("ADDQ R8, BX")
-	emit("LEAQ (SI)(R9*2), R10")
-	emit("ADDQ R9, R10")
-	cAddr := []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
-	aAddr := []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(R10)(R9*1)", "(R10)(R9*2)"}
-	acc := func(i, v int) int { return i*u + v }
+	t := newGemmTile(s, mr, u)
+	aAddr, acc := t.aAddr, t.acc
 	br := mr * u // first B register
 	ar := br + u // broadcast registers ar, ar+1
-	// The first k block starts from the bias row (nr values) instead of C.
 	fr.arg("bias", "R12")
-	emit("TESTQ R12, R12")
-	emit("JE loadc")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < u; v++ {
-			emit("VMOVUPS %d(R12), %s", v*s.vbytes(), s.r(acc(i, v)))
-		}
-	}
-	emit("JMP loop")
-	label("loadc")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < u; v++ {
-			emit("VMOVUPS %d%s, %s", v*s.vbytes(), cAddr[i], s.r(acc(i, v)))
-		}
-	}
+	t.load()
 	label("loop")
 	for v := 0; v < u; v++ {
 		emit("VMOVUPS %d(DX), %s", v*s.vbytes(), s.r(br+v))
@@ -690,11 +720,7 @@ func genGemm(s isa) (mr, nr int) {
 	emit("ADDQ R11, DX")
 	emit("DECQ CX")
 	emit("JNZ loop")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < u; v++ {
-			emit("VMOVUPS %s, %d%s", s.r(acc(i, v)), v*s.vbytes(), cAddr[i])
-		}
-	}
+	t.store()
 	ret()
 	return mr, nr
 }
@@ -721,32 +747,13 @@ func genGemmQ8(s isa) {
 	fr.arg("sp", "R11")
 	fr.arg("c", "DI")
 	fr.arg("ldc", "R8")
-	emit("LEAQ (DI)(R8*2), BX")
-	emit("ADDQ R8, BX")
-	emit("LEAQ (SI)(R9*2), R10")
-	emit("ADDQ R9, R10")
-	cAddr := []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
-	aAddr := []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(R10)(R9*1)", "(R10)(R9*2)"}
-	acc := func(i, v int) int { return i*u + v }
+	t := newGemmTile(s, mr, u)
+	aAddr, acc := t.aAddr, t.acc
 	br := mr * u      // B registers
 	sr := br + u      // scale registers (AVX-512) / x*s register (AVX2)
 	tr := sr + blocks // x*s registers (AVX-512)
-	// The first k block starts from the bias row (nr values) instead of C.
 	fr.arg("bias", "R12")
-	emit("TESTQ R12, R12")
-	emit("JE loadc")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < u; v++ {
-			emit("VMOVUPS %d(R12), %s", v*s.vbytes(), s.r(acc(i, v)))
-		}
-	}
-	emit("JMP loop")
-	label("loadc")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < u; v++ {
-			emit("VMOVUPS %d%s, %s", v*s.vbytes(), cAddr[i], s.r(acc(i, v)))
-		}
-	}
+	t.load()
 	label("loop")
 	for v := 0; v < u; v++ {
 		emit("VMOVUPS %d(DX), %s", v*s.vbytes(), s.r(br+v))
@@ -780,11 +787,7 @@ func genGemmQ8(s isa) {
 	emit("ADDQ $%d, R11", 4*blocks)
 	emit("DECQ CX")
 	emit("JNZ loop")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < u; v++ {
-			emit("VMOVUPS %s, %d%s", s.r(acc(i, v)), v*s.vbytes(), cAddr[i])
-		}
-	}
+	t.store()
 	ret()
 }
 
