@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -193,22 +192,16 @@ func (e *Evaluator) CBT(ctx context.Context, task string, exs []ChoiceExample) (
 
 // runCBT reads and evaluates a CBT file.
 func (e *Evaluator) runCBT(ctx context.Context, task, path string, o Options) (*ChoiceResult, error) {
-	f, err := os.Open(path)
+	exs, bad, err := readExamples(e, task, path, func(r io.Reader) ([]ChoiceExample, []error, error) {
+		return ReadCBT(r, path, o.Raw, o.Limit)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", task, err)
-	}
-	defer f.Close()
-	exs, bad, err := ReadCBT(f, path, o.Raw, o.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", task, err)
-	}
-	for _, b := range bad {
-		e.warn(b)
+		return nil, err
 	}
 	res, err := e.CBT(ctx, task, exs)
 	if err != nil {
 		return nil, err
 	}
-	res.Skipped += len(bad)
+	res.Skipped += bad
 	return res, nil
 }

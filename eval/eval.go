@@ -57,6 +57,8 @@ package eval
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/gpt2go/gpt2/model"
@@ -189,3 +191,22 @@ func (t *tracker) fed(n int) {
 }
 
 func (t *tracker) done(n int) { t.p.Done += n }
+
+// readExamples opens the file at path and reads task's examples from it
+// with read, reporting each malformed line through warn. It returns the
+// examples and how many lines were skipped as malformed.
+func readExamples[E any](e *Evaluator, task, path string, read func(io.Reader) ([]E, []error, error)) ([]E, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", task, err)
+	}
+	defer f.Close()
+	exs, bad, err := read(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", task, err)
+	}
+	for _, b := range bad {
+		e.warn(b)
+	}
+	return exs, len(bad), nil
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -306,22 +305,16 @@ func (e *Evaluator) Lambada(ctx context.Context, exs []LambadaExample) (*Lambada
 
 // runLambada reads and evaluates the LAMBADA file at path.
 func (e *Evaluator) runLambada(ctx context.Context, path string, o Options) (*LambadaResult, error) {
-	f, err := os.Open(path)
+	exs, bad, err := readExamples(e, "lambada", path, func(r io.Reader) ([]LambadaExample, []error, error) {
+		return ReadLambada(r, path, o.Raw, o.Limit)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("lambada: %w", err)
-	}
-	defer f.Close()
-	exs, bad, err := ReadLambada(f, path, o.Raw, o.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("lambada: %w", err)
-	}
-	for _, b := range bad {
-		e.warn(b)
+		return nil, err
 	}
 	res, err := e.Lambada(ctx, exs)
 	if err != nil {
 		return nil, err
 	}
-	res.Skipped += len(bad)
+	res.Skipped += bad
 	return res, nil
 }

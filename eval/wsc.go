@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -129,22 +128,16 @@ func (e *Evaluator) WSC(ctx context.Context, exs []WSCExample) (*WSCResult, erro
 
 // runWSC reads and evaluates the Winograd file at path.
 func (e *Evaluator) runWSC(ctx context.Context, path string, o Options) (*WSCResult, error) {
-	f, err := os.Open(path)
+	exs, bad, err := readExamples(e, "wsc", path, func(r io.Reader) ([]WSCExample, []error, error) {
+		return ReadWSC(r, path, o.Limit)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("wsc: %w", err)
-	}
-	defer f.Close()
-	exs, bad, err := ReadWSC(f, path, o.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("wsc: %w", err)
-	}
-	for _, b := range bad {
-		e.warn(b)
+		return nil, err
 	}
 	res, err := e.WSC(ctx, exs)
 	if err != nil {
 		return nil, err
 	}
-	res.Skipped += len(bad)
+	res.Skipped += bad
 	return res, nil
 }
