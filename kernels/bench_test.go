@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // Benchmarks at GPT-2 124M shapes (C = 768). Decode benchmarks report the
@@ -171,4 +172,42 @@ func BenchmarkDecodeStep(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
+}
+
+// BenchmarkMatMulTBatch is the output head of a serving step with n
+// sequences, on the default model's shape (50257 x 256, fp16 weights).
+func BenchmarkMatMulTBatch(b *testing.B) {
+	k, m := 256, 50257
+	for _, dt := range []DType{F32, F16} {
+		w := benchMat(b, m, k, dt)
+		for _, n := range []int{1, 4, 16} {
+			b.Run(fmt.Sprintf("%v/%d", dt, n), func(b *testing.B) {
+				x := uniform(rand.New(rand.NewPCG(2, 2)), n*k, 1)
+				out := make([]float32, n*m)
+				for b.Loop() {
+					MatMulT(out, x, n, &w)
+				}
+				gflops(b, 2*float64(n*k*m))
+			})
+		}
+	}
+}
+
+// BenchmarkDotTile is the MatMulT tile kernel alone, its operands in L1
+// (one thread): the ceiling the batched output head can approach.
+func BenchmarkDotTile(b *testing.B) {
+	im := active()
+	if !im.simd {
+		b.Skip("no SIMD tile kernel in the generic implementation")
+	}
+	k, tiles := 256, tileRun
+	mr, nr := im.tileMR, im.tileNR
+	r := rand.New(rand.NewPCG(1, 1))
+	x := uniform(r, mr*k, 1)
+	w := uniform(r, tiles*nr*k, 1)
+	out := make([]float32, mr*tiles*nr)
+	for b.Loop() {
+		im.dotTile[F32](&out[0], 4*tiles*nr, &x[0], 4*k, unsafe.Pointer(&w[0]), 4*k, k, tiles, unsafe.Pointer(&x[0]), 0)
+	}
+	gflops(b, 2*float64(mr*tiles*nr*k))
 }

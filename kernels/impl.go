@@ -23,8 +23,11 @@ type impl struct {
 	cvtQ func(dst *float32, src unsafe.Pointer, n int, s *float32)
 
 	// dotTile is the register-tiled MatMulT kernel for many rows of x, by
-	// weight type; q8_0 weights are converted first (nil entry).
-	dotTile        [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k int)
+	// weight type (q8_0 weights are converted first: nil entry): tileMR
+	// rows of x against tiles runs of tileNR rows of w, asking for the
+	// cache line at pf, then pf+pfs, ..., once per lane-count of k per
+	// tile.
+	dotTile        [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int)
 	tileMR, tileNR int
 	gemm           func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
 	gemmMR, gemmNR int
@@ -49,6 +52,10 @@ type impl struct {
 	attnAccum4 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 	attnAccum2 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 	attnAccum1 func(o, a *float32, n int, v *float32, ldv int, inv float32)
+
+	// prefetch starts fetching n bytes at p into cache; nil where the
+	// hardware's prefetchers are left to it.
+	prefetch func(p unsafe.Pointer, n int)
 
 	copyNT  func(dst, src unsafe.Pointer, n int)
 	readSum func(src unsafe.Pointer, n int) float32

@@ -22,13 +22,13 @@ func simdImpls() []*impl {
 			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX2, dotF16AVX2, dotBF16AVX2, dotQ8AVX2},
 			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX2, BF16: cvtBF16AVX2},
 			cvtQ:    cvtQ8AVX2,
-			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k int){dotTileF32AVX2, dotTileF16AVX2, dotTileBF16AVX2, nil}, tileMR: avx2TileMR, tileNR: avx2TileNR,
+			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileF32AVX2, dotTileF16AVX2, dotTileBF16AVX2, nil}, tileMR: avx2TileMR, tileNR: avx2TileNR,
 			gemm: gemmAVX2, pack: [4]func(dst *float32, src unsafe.Pointer, panels, ldd int){packF32AVX2, packF16AVX2, packBF16AVX2, packQ8AVX2}, gemmMR: avx2GemmMR, gemmNR: avx2GemmNR, gemmKC: 256,
 			gemmQ8: gemmQ8AVX2,
 			gelu:   geluAVX2, geluBack: geluBackwardAVX2, expSum: expSumAVX2, max: maxAVX2, sum: sumAVX2, sumSqDev: sumSqDevAVX2,
 			lnApply: lnApplyAVX2, add: addAVX2, scale: scaleAVX2, adamW: adamWAVX2,
 			attnAccum4: attnAccum4AVX2, attnAccum2: attnAccum2AVX2, attnAccum1: attnAccum1AVX2,
-			copyNT: copyNTAVX2, readSum: readSumAVX2, fmaLoop: fmaLoopAVX2, fmaOps: 2 * avx2Lanes * avx2FMAChains,
+			prefetch: prefetchT0, copyNT: copyNTAVX2, readSum: readSumAVX2, fmaLoop: fmaLoopAVX2, fmaOps: 2 * avx2Lanes * avx2FMAChains,
 		})
 	}
 	if len(out) > 0 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ {
@@ -38,13 +38,13 @@ func simdImpls() []*impl {
 			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX512, dotF16AVX512, dotBF16AVX512, dotQ8AVX512},
 			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX512, BF16: cvtBF16AVX512},
 			cvtQ:    cvtQ8AVX512,
-			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k int){dotTileF32AVX512, dotTileF16AVX512, dotTileBF16AVX512, nil}, tileMR: avx512TileMR, tileNR: avx512TileNR,
+			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileF32AVX512, dotTileF16AVX512, dotTileBF16AVX512, nil}, tileMR: avx512TileMR, tileNR: avx512TileNR,
 			gemm: gemmAVX512, pack: [4]func(dst *float32, src unsafe.Pointer, panels, ldd int){packF32AVX512, packF16AVX512, packBF16AVX512, packQ8AVX512}, gemmMR: avx512GemmMR, gemmNR: avx512GemmNR, gemmKC: 128,
 			gemmQ8: gemmQ8AVX512,
 			gelu:   geluAVX512, geluBack: geluBackwardAVX512, expSum: expSumAVX512, max: maxAVX512, sum: sumAVX512, sumSqDev: sumSqDevAVX512,
 			lnApply: lnApplyAVX512, add: addAVX512, scale: scaleAVX512, adamW: adamWAVX512,
 			attnAccum4: attnAccum4AVX512, attnAccum2: attnAccum2AVX512, attnAccum1: attnAccum1AVX512,
-			copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
+			prefetch: prefetchT0, copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
 		})
 	}
 	return out

@@ -164,6 +164,10 @@ func (t *matMulTask) gemv(lo, hi int) {
 // over them.
 const gemmMC = 384
 
+// packAhead is how many rows ahead of the one it packs the GEMM asks for
+// weights.
+const packAhead = 8
+
 type gemmBuf struct{ a, b, s, bias, tile []float32 }
 
 var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
@@ -214,6 +218,13 @@ func (t *matMulTask) gemm(lo, hi int) {
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		for p := 0; p < kb; p++ {
+			// Rows a few ahead are fetched while this one packs: the
+			// rows are short and far apart, too short for the hardware
+			// to fetch ahead itself.
+			if r := pc + p + packAhead; r < k && im.prefetch != nil {
+				w, _, _, _ := t.w.ptr(r, lo)
+				im.prefetch(w, ncols*t.w.DType.size())
+			}
 			// Whole panels in one call; a last partial one value by value,
 			// zero-padded.
 			if fullPanels > 0 {
@@ -348,6 +359,11 @@ type matMulTTask struct {
 
 var matMulTTasks taskPool[matMulTTask]
 
+// tileRun is how many tiles of rows of w one call of the tile kernel
+// takes: enough to pay for the call, few enough to stay in L1 across the
+// rows of x and to fetch the next chunk between calls.
+const tileRun = 4
+
 // dotChunk is how many rows of w a thread takes at a time in MatMulT, so
 // that they stay in cache across the rows of x.
 const dotChunk = 64
@@ -438,28 +454,51 @@ func (t *matMulTTask) tiles(lo, hi int) {
 			continue
 		}
 		jt := rows - rows%nr
-		// One tile of out: the mr rows of x from i0 (their zero-padded
-		// copy for the last, short group) against the nr rows of w from j.
-		tileAt := func(i0, j int) {
-			if i0 < full {
-				wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv)
-			} else {
-				wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv)
+		run := tileRun * nr // rows of w per kernel call
+		// The kernel fetches the next chunk's weights a line per step of
+		// its inner loop, so that they arrive while this chunk computes
+		// rather than in a burst of misses at its start. pfs spreads the
+		// lines over the chunk's steps; past the chunk (or the matrix)
+		// the kernel fetches x again, which costs nothing.
+		// (pf moves by an offset, not a pointer: one past the matrix's end
+		// would be a bad pointer to the garbage collector.)
+		pf, pfs := unsafe.Pointer(&t.x[0]), 0
+		pfOff, pfEnd := 0, 0
+		if j1 < hi {
+			var raw int
+			pf, raw, _, _ = t.w.ptr(j1, 0)
+			pfEnd = (min(j1+nb, hi) - j1) * raw
+			steps := (jt / nr) * (kv / im.lanes) * ((n + mr - 1) / mr)
+			pfs = 64 * ((pfEnd/64 + steps) / max(steps, 1))
+		}
+		// The block of out of the mr rows of x from i0 (their zero-padded
+		// copy for the last, short group) against rows j..j+run of w.
+		tilesAt := func(i0, j int) {
+			tiles := min(run, jt-j) / nr
+			p := pf
+			if pfOff < pfEnd {
+				p = unsafe.Add(pf, pfOff)
 			}
+			if i0 < full {
+				wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv, tiles, p, pfs)
+			} else {
+				wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv, tiles, p, pfs)
+			}
+			pfOff += tiles * (kv / im.lanes) * pfs
 		}
 		if xInL1 {
-			// Each tile of w once, against every row of x, which stays in
-			// L1: w streams from memory (or L3) a tile at a time.
-			for j := 0; j < jt; j += nr {
+			// Each run of w once, against every row of x, which stays in
+			// L1: w streams from memory (or L3) a run at a time.
+			for j := 0; j < jt; j += run {
 				for i0 := 0; i0 < n; i0 += mr {
-					tileAt(i0, j)
+					tilesAt(i0, j)
 				}
 			}
 		} else {
 			// Each group of rows of x against the chunk, which stays in L2.
 			for i0 := 0; i0 < n; i0 += mr {
-				for j := 0; j < jt; j += nr {
-					tileAt(i0, j)
+				for j := 0; j < jt; j += run {
+					tilesAt(i0, j)
 				}
 			}
 		}
@@ -707,32 +746,63 @@ func scaleBy(im *impl, x []float32, a float32) {
 // score is the same lane-dot, each output the same ordered sum, whether
 // the block is full or the position alone.
 func Attention(out, q, kc, vc []float32, t, pos, nHead, hs, ld int) {
-	if t <= 0 {
-		return
-	}
-	c := nHead * hs
-	_ = out[t*c-1]
-	_ = q[t*c-1]
-	_ = kc[(pos+t-1)*ld+c-1]
-	_ = vc[(pos+t-1)*ld+c-1]
-	im := active()
 	at := attTasks.get()
-	*at = attTask{im: im, out: out, q: q, kc: kc, vc: vc, t: t, pos: pos, nHead: nHead, hs: hs, ld: ld}
-	if im.simd && hs%im.lanes == 0 {
-		at.qb = im.gemmMR
-		at.blocks = (t + at.qb - 1) / at.qb
-		parallel(nHead*at.blocks, grain(1, at.qb*(pos+t)*hs*2), at)
-	} else {
-		parallel(t*nHead, grain(1, (pos+t)*hs*2), at)
-	}
+	// The task holds the one sequence itself: a slice literal here would
+	// be an allocation per call.
+	at.one[0] = AttentionSeq{Out: out, Q: q, K: kc, V: vc, T: t, Pos: pos}
+	at.attend(at.one[:], nHead, hs, ld)
 	attTasks.put(at)
 }
 
+// AttentionSeq is one sequence's part of an AttentionBatch: its t new
+// positions from pos on, their queries and outputs, and its key and value
+// cache, as for Attention.
+type AttentionSeq struct {
+	Out, Q, K, V []float32
+	T, Pos       int
+}
+
+// AttentionBatch is Attention for several sequences in one call, so that
+// the threads share out every sequence's heads at once rather than each
+// sequence's few in turn: what a decoding step of many sequences needs.
+// Each sequence's outputs are the bits Attention gives it alone.
+func AttentionBatch(seqs []AttentionSeq, nHead, hs, ld int) {
+	at := attTasks.get()
+	at.attend(seqs, nHead, hs, ld)
+	attTasks.put(at)
+}
+
+func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, ld int) {
+	c := nHead * hs
+	im := active()
+	at.im, at.seqs, at.nHead, at.hs, at.ld, at.qb = im, seqs, nHead, hs, ld, 0
+	if im.simd && hs%im.lanes == 0 {
+		at.qb = im.gemmMR
+	}
+	units, work := 0, 0
+	for _, sq := range seqs {
+		if sq.T <= 0 {
+			continue
+		}
+		_ = sq.Out[sq.T*c-1]
+		_ = sq.Q[sq.T*c-1]
+		_ = sq.K[(sq.Pos+sq.T-1)*ld+c-1]
+		_ = sq.V[(sq.Pos+sq.T-1)*ld+c-1]
+		units += at.units(sq)
+		work += sq.T * nHead * (sq.Pos + sq.T) * hs * 2
+	}
+	if units > 0 {
+		parallel(units, grain(1, work/units), at)
+	}
+	at.seqs, at.one[0] = nil, AttentionSeq{} // keep no caller's memory alive
+}
+
 type attTask struct {
-	im                    *impl
-	out, q, kc, vc        []float32
-	t, pos, nHead, hs, ld int
-	qb, blocks            int // SIMD: positions per block, blocks per head
+	im            *impl
+	seqs          []AttentionSeq
+	one           [1]AttentionSeq // Attention's one sequence
+	nHead, hs, ld int
+	qb            int // SIMD: positions per block
 }
 
 type attBuf struct{ s, v, tile []float32 }
@@ -742,29 +812,53 @@ var (
 	attScratch = sync.Pool{New: func() any { return new(attBuf) }}
 )
 
+// units is how many pieces of work a sequence makes: one per head and
+// block of positions (SIMD) or per head and position.
+func (t *attTask) units(sq AttentionSeq) int {
+	if sq.T <= 0 {
+		return 0
+	}
+	if t.qb == 0 {
+		return sq.T * t.nHead
+	}
+	return t.nHead * ((sq.T + t.qb - 1) / t.qb)
+}
+
 func (t *attTask) run(lo, hi int) {
 	buf := attScratch.Get().(*attBuf)
+	// Find the sequence of unit lo, then walk on.
+	i, first := 0, 0
+	for first+t.units(t.seqs[i]) <= lo {
+		first += t.units(t.seqs[i])
+		i++
+	}
 	for u := lo; u < hi; u++ {
+		for u-first >= t.units(t.seqs[i]) {
+			first += t.units(t.seqs[i])
+			i++
+		}
+		sq, v := &t.seqs[i], u-first
 		if t.qb == 0 {
-			att := grow(&buf.s, t.pos+t.t)
-			attentionRowRef(t.out, t.q, t.kc, t.vc, att, u/t.nHead, u%t.nHead, t.pos, t.nHead, t.hs, t.ld)
+			att := grow(&buf.s, sq.Pos+sq.T)
+			attentionRowRef(sq.Out, sq.Q, sq.K, sq.V, att, v/t.nHead, v%t.nHead, sq.Pos, t.nHead, t.hs, t.ld)
 			continue
 		}
-		t.block(buf, u/t.blocks, u%t.blocks)
+		blocks := (sq.T + t.qb - 1) / t.qb
+		t.block(buf, sq, v/blocks, v%blocks)
 	}
 	attScratch.Put(buf)
 }
 
 // block computes head h for the new positions i0..i1-1 of block b.
-func (t *attTask) block(buf *attBuf, h, b int) {
+func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 	im, hs, c, ld := t.im, t.hs, t.nHead*t.hs, t.ld
 	i0 := b * t.qb
-	i1 := min(i0+t.qb, t.t)
+	i1 := min(i0+t.qb, sq.T)
 	rows := i1 - i0
-	nmax := t.pos + i1 // keys the last position sees
+	nmax := sq.Pos + i1 // keys the last position sees
 	s := grow(&buf.s, t.qb*nmax)
 	dot := im.dot[F32]
-	kh := unsafe.Pointer(&t.kc[h*hs])
+	kh := unsafe.Pointer(&sq.K[h*hs])
 
 	// Scores, row r at s[r*nmax:]; a row's keys past its own are unused.
 	// Groups of tileMR rows go through the register-tiled kernel, the rest
@@ -773,22 +867,23 @@ func (t *attTask) block(buf *attBuf, h, b int) {
 	if mr, nr := im.tileMR, im.tileNR; rows >= mr {
 		jt := nmax - nmax%nr
 		for ; r0+mr <= rows; r0 += mr {
-			for j := 0; j < jt; j += nr {
-				im.dotTile[F32](&s[r0*nmax+j], 4*nmax, &t.q[(i0+r0)*c+h*hs], 4*c, unsafe.Pointer(&t.kc[j*ld+h*hs]), 4*ld, hs)
+			if jt > 0 {
+				q := &sq.Q[(i0+r0)*c+h*hs]
+				im.dotTile[F32](&s[r0*nmax], 4*nmax, q, 4*c, kh, 4*ld, hs, jt/nr, unsafe.Pointer(q), 0)
 			}
 			for r := r0; r < r0+mr && jt < nmax; r++ {
-				dot(&s[r*nmax+jt], &t.q[(i0+r)*c+h*hs], unsafe.Pointer(&t.kc[jt*ld+h*hs]), 4*ld, hs, nmax-jt, nil, 0)
+				dot(&s[r*nmax+jt], &sq.Q[(i0+r)*c+h*hs], unsafe.Pointer(&sq.K[jt*ld+h*hs]), 4*ld, hs, nmax-jt, nil, 0)
 			}
 		}
 	}
 	for r := r0; r < rows; r++ {
-		dot(&s[r*nmax], &t.q[(i0+r)*c+h*hs], kh, 4*ld, hs, t.pos+i0+r+1, nil, 0)
+		dot(&s[r*nmax], &sq.Q[(i0+r)*c+h*hs], kh, 4*ld, hs, sq.Pos+i0+r+1, nil, 0)
 	}
 
 	// Softmax of each row, scaled to probabilities; zeros past its keys.
 	scale := float32(1 / math.Sqrt(float64(hs)))
 	for r := 0; r < rows; r++ {
-		n := t.pos + i0 + r + 1
+		n := sq.Pos + i0 + r + 1
 		sr := s[r*nmax : r*nmax+n]
 		scaleBy(im, sr, scale)
 		sum := expSum(im, sr, maxOf(im, sr))
@@ -801,7 +896,7 @@ func (t *attTask) block(buf *attBuf, h, b int) {
 	// rows) and row by row otherwise.
 	if rows < t.qb {
 		for r := 0; r < rows; r++ {
-			t.weighted(&t.out[(i0+r)*c+h*hs], &s[r*nmax], t.pos+i0+r+1, h)
+			t.weighted(sq, &sq.Out[(i0+r)*c+h*hs], &s[r*nmax], sq.Pos+i0+r+1, h)
 		}
 		return
 	}
@@ -814,7 +909,7 @@ func (t *attTask) block(buf *attBuf, h, b int) {
 	if hs%nr != 0 {
 		vp = grow(&buf.v, np*nmax*nr)
 		for p := 0; p < nmax; p++ {
-			row := t.vc[p*ld+h*hs : p*ld+(h+1)*hs]
+			row := sq.V[p*ld+h*hs : p*ld+(h+1)*hs]
 			for jp := 0; jp < np; jp++ {
 				dst := vp[(jp*nmax+p)*nr : (jp*nmax+p+1)*nr]
 				n := copy(dst, row[jp*nr:])
@@ -825,11 +920,11 @@ func (t *attTask) block(buf *attBuf, h, b int) {
 	tile := grow(&buf.tile, mr*nr)
 	for jp := 0; jp < np; jp++ {
 		cols := min(nr, hs-jp*nr)
-		o := t.out[i0*c+h*hs+jp*nr:]
+		o := sq.Out[i0*c+h*hs+jp*nr:]
 		clear(tile)
 		for pc := 0; pc < nmax; pc += kc {
 			if vp == nil {
-				im.gemm(min(kc, nmax-pc), &s[pc], 4*nmax, &t.vc[pc*ld+h*hs+jp*nr], 4*ld, &tile[0], 4*nr, nil)
+				im.gemm(min(kc, nmax-pc), &s[pc], 4*nmax, &sq.V[pc*ld+h*hs+jp*nr], 4*ld, &tile[0], 4*nr, nil)
 			} else {
 				im.gemm(min(kc, nmax-pc), &s[pc], 4*nmax, &vp[(jp*nmax+pc)*nr], 4*nr, &tile[0], 4*nr, nil)
 			}
@@ -842,14 +937,17 @@ func (t *attTask) block(buf *attBuf, h, b int) {
 
 // weighted sets o[:hs] to the sum over p < n, in order, of a[p] * the
 // value of position p in head h.
-func (t *attTask) weighted(o, a *float32, n, h int) {
+func (t *attTask) weighted(sq *AttentionSeq, o, a *float32, n, h int) {
 	im, hs, ld := t.im, t.hs, t.ld
 	d := 0
 	for ; d+4*im.lanes <= hs; d += 4 * im.lanes {
-		im.attnAccum4((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &t.vc[h*hs+d], 4*ld, 1)
+		im.attnAccum4((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &sq.V[h*hs+d], 4*ld, 1)
+	}
+	for ; d+2*im.lanes <= hs; d += 2 * im.lanes {
+		im.attnAccum2((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &sq.V[h*hs+d], 4*ld, 1)
 	}
 	for ; d < hs; d += im.lanes {
-		im.attnAccum1((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &t.vc[h*hs+d], 4*ld, 1)
+		im.attnAccum1((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &sq.V[h*hs+d], 4*ld, 1)
 	}
 }
 

@@ -346,6 +346,42 @@ func TestAttention(t *testing.T) {
 	})
 }
 
+// TestAttentionBatch checks that sequences attended together give each
+// the bits it gets alone.
+func TestAttentionBatch(t *testing.T) {
+	defer SetThreads(0)
+	defer func(w int) { minWork = w }(minWork)
+	minWork = 1
+	SetThreads(3)
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(25, 26))
+		for _, sh := range [][2]int{{2, 32}, {3, 17}, {8, 32}} {
+			nHead, hs := sh[0], sh[1]
+			c := nHead * hs
+			ld := c
+			var seqs []AttentionSeq
+			var want [][]float32
+			for _, tp := range [][2]int{{1, 0}, {1, 40}, {0, 3}, {7, 33}, {1, 9}, {13, 2}} {
+				tt, pos := tp[0], tp[1]
+				sq := AttentionSeq{
+					Out: make([]float32, max(tt, 1)*c), Q: uniform(r, max(tt, 1)*c, 2),
+					K: uniform(r, (pos+tt+1)*ld, 2), V: uniform(r, (pos+tt+1)*ld, 2), T: tt, Pos: pos,
+				}
+				alone := make([]float32, len(sq.Out))
+				Attention(alone, sq.Q, sq.K, sq.V, tt, pos, nHead, hs, ld)
+				seqs = append(seqs, sq)
+				want = append(want, alone)
+			}
+			AttentionBatch(seqs, nHead, hs, ld)
+			for i, sq := range seqs {
+				if !slices.Equal(sq.Out, want[i]) {
+					t.Fatalf("heads=%d hs=%d: sequence %d (t=%d pos=%d) batched differs from alone", nHead, hs, i, sq.T, sq.Pos)
+				}
+			}
+		}
+	})
+}
+
 func TestConvertRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	m := NewMat(3, 64, uniform(r, 3*64, 2))

@@ -23,6 +23,9 @@ const (
 )
 
 //go:noescape
+func prefetchT0(p unsafe.Pointer, n int)
+
+//go:noescape
 func axpyF32AVX2(y *float32, x *float32, w unsafe.Pointer, ldw int, k int, n int, s *float32, lds int)
 
 //go:noescape
@@ -56,13 +59,13 @@ func dotQ8AVX2(out *float32, x *float32, w unsafe.Pointer, ldw int, k int, rows 
 func cvtQ8AVX2(dst *float32, src unsafe.Pointer, n int, s *float32)
 
 //go:noescape
-func dotTileF32AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+func dotTileF32AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
-func dotTileF16AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+func dotTileF16AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
-func dotTileBF16AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+func dotTileBF16AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
 func gemmAVX2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
@@ -164,13 +167,13 @@ func dotQ8AVX512(out *float32, x *float32, w unsafe.Pointer, ldw int, k int, row
 func cvtQ8AVX512(dst *float32, src unsafe.Pointer, n int, s *float32)
 
 //go:noescape
-func dotTileF32AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+func dotTileF32AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
-func dotTileF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+func dotTileF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
-func dotTileBF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int)
+func dotTileBF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
 func gemmAVX512(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)

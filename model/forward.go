@@ -113,6 +113,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 		}
 	}
 
+	seqs := make([]kernels.AttentionSeq, len(steps))
 	eps := float32(cfg.LayerNormEps)
 	hs := cfg.HeadSize()
 	for l := range m.Blocks {
@@ -120,7 +121,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 		kernels.LayerNorm(ln, x, b.LN1G, b.LN1B, n, C, eps)
 		kernels.MatMul(qkv, ln, n, &b.Attn.W, b.Attn.B)
 		row := 0
-		for _, s := range steps {
+		for i, s := range steps {
 			t, pos := len(s.Tokens), s.Cache.Len
 			kc, vc := s.Cache.K[l], s.Cache.V[l]
 			for j := range t {
@@ -129,9 +130,10 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 				copy(vc[(pos+j)*C:(pos+j+1)*C], r[2*C:])
 				copy(tmp[(row+j)*C:(row+j+1)*C], r[:C]) // queries, packed
 			}
-			kernels.Attention(att[row*C:(row+t)*C], tmp[row*C:(row+t)*C], kc, vc, t, pos, cfg.NHead, hs, C)
+			seqs[i] = kernels.AttentionSeq{Out: att[row*C : (row+t)*C], Q: tmp[row*C : (row+t)*C], K: kc, V: vc, T: t, Pos: pos}
 			row += t
 		}
+		kernels.AttentionBatch(seqs, cfg.NHead, hs, C)
 		kernels.MatMul(tmp, att, n, &b.AttnProj.W, b.AttnProj.B)
 		kernels.Add(x, x, tmp)
 

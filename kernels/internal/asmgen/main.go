@@ -28,6 +28,7 @@ import (
 	"log"
 	"math"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -544,10 +545,15 @@ func genDot(s isa, dt dtype) {
 	ret()
 }
 
-// genDotTile: the register-tiled form of dot for many rows of x: an mr x nr
-// block of out (row stride ldo bytes) = lane-dots of mr rows of x (stride
-// ldx bytes) with nr rows of w (stride ldw bytes), all float32. k is a
-// positive multiple of the lane count.
+// genDotTile: the register-tiled form of dot for many rows of x: for each
+// of tiles runs of nr rows of w (stride ldw bytes; one run after another),
+// an mr x nr block of out (row stride ldo bytes; blocks side by side) =
+// lane-dots of mr rows of x (stride ldx bytes) with the nr rows, all
+// float32. k is a positive multiple of the lane count; tiles is positive.
+// One call for a whole run of tiles keeps the call's overhead off each.
+// Each iteration of the inner loop also asks for the cache line at pf,
+// then moves pf on by pfs bytes: the caller's way to fetch the weights
+// it will want next while these compute.
 func genDotTile(s isa, dt dtype) (mr, nr int) {
 	mr, nr = 6, 4
 	if s.lanes == 8 {
@@ -555,27 +561,41 @@ func genDotTile(s isa, dt dtype) (mr, nr int) {
 	}
 	name := "dotTile" + dt.name + s.name
 	fr := text(name, "", []param{p("out", "*float32"), p("ldo", "int"), p("x", "*float32"), p("ldx", "int"),
-		p("w", "unsafe.Pointer"), p("ldw", "int"), p("k", "int")})
+		p("w", "unsafe.Pointer"), p("ldw", "int"), p("k", "int"), p("tiles", "int"),
+		p("pf", "unsafe.Pointer"), p("pfs", "int")})
+	// Constant: R11 x, AX ldx, R9 ldw, R12 iterations per tile, R15 ldo.
+	// Per tile: DI out, R14 w, R13 tiles left; SI, BX, DX, CX, R10 run
+	// through the loop.
 	fr.arg("out", "DI")
-	fr.arg("x", "SI")
-	fr.arg("ldx", "R8")
-	fr.arg("w", "DX")
+	fr.arg("x", "R11")
+	fr.arg("ldx", "AX")
+	fr.arg("w", "R14")
 	fr.arg("ldw", "R9")
-	fr.arg("k", "R10")
-	emit("SHRQ $%d, R10", map[int]int{8: 3, 16: 4}[s.lanes]) // iterations
-	emit("LEAQ (SI)(R8*2), BX")
-	emit("ADDQ R8, BX")
-	emit("LEAQ (DX)(R9*2), CX")
-	emit("ADDQ R9, CX")
-	xAddr := []string{"(SI)", "(SI)(R8*1)", "(SI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
-	wAddr := []string{"(DX)", "(DX)(R9*1)", "(DX)(R9*2)", "(CX)"}
+	fr.arg("k", "R12")
+	fr.arg("tiles", "R13")
+	fr.arg("ldo", "R15")
+	fr.arg("pf", "R8")
+	emit("SHRQ $%d, R12", map[int]int{8: 3, 16: 4}[s.lanes]) // iterations
 	acc := func(i, j int) int { return i*nr + j }
 	wr := mr * nr // first weight register
 	xr := wr + nr // x register
+	zr, t1, t2, xt := wr, wr+1, wr+2, wr+3
+	label("tile")
+	emit("MOVQ R11, SI")
+	emit("LEAQ (SI)(AX*2), BX")
+	emit("ADDQ AX, BX")
+	emit("MOVQ R14, DX")
+	emit("LEAQ (DX)(R9*2), CX")
+	emit("ADDQ R9, CX")
+	emit("MOVQ R12, R10")
+	xAddr := []string{"(SI)", "(SI)(AX*1)", "(SI)(AX*2)", "(BX)", "(BX)(AX*1)", "(BX)(AX*2)"}
+	wAddr := []string{"(DX)", "(DX)(R9*1)", "(DX)(R9*2)", "(CX)"}
 	for i := 0; i < mr*nr; i++ {
 		zero(s, i)
 	}
 	label("loop")
+	emit("PREFETCHT0 (R8)")
+	emit("ADDQ %s, R8", fr.mem("pfs"))
 	for j := 0; j < nr; j++ {
 		loadW(s, dt, wAddr[j], s.r(wr+j), "")
 	}
@@ -593,11 +613,9 @@ func genDotTile(s isa, dt dtype) (mr, nr int) {
 	emit("JNZ loop")
 	// Sum each accumulator's lanes, s.lanes accumulators at a time, and
 	// store each sum from its lane.
-	fr.arg("ldo", "R8")
-	emit("LEAQ (DI)(R8*2), BX")
-	emit("ADDQ R8, BX")
-	outRow := []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"}
-	zr, t1, t2, xt := wr, wr+1, wr+2, wr+3
+	emit("LEAQ (DI)(R15*2), BX")
+	emit("ADDQ R15, BX")
+	outRow := []string{"(DI)", "(DI)(R15*1)", "(DI)(R15*2)", "(BX)", "(BX)(R15*1)", "(BX)(R15*2)"}
 	zero(s, zr)
 	for g := 0; g < mr*nr; g += s.lanes {
 		var accs []int
@@ -606,6 +624,27 @@ func genDotTile(s isa, dt dtype) (mr, nr int) {
 		}
 		lane := butterfly(s, accs, zr, t1, t2)
 		res := accs[0]
+		if nr == 4 && lane[0] == 0 && (len(accs) < 4 || lane[1] == 2) {
+			// Each 128-bit block holds one row's four sums in the order
+			// 0, 2, 1, 3: put them in order and store the blocks whole.
+			emit("VPERMILPS $0xd8, %s, %s", s.r(res), s.r(res))
+			for k := 0; k < s.lanes/4; k++ {
+				idx := slices.Index(lane, 4*k)
+				if idx < 0 {
+					continue
+				}
+				row := outRow[accs[idx]/nr]
+				switch {
+				case k == 0:
+					emit("VMOVUPS %s, %s", x(res), row)
+				case s.lanes == 16:
+					emit("VEXTRACTF32X4 $%d, %s, %s", k, s.r(res), row)
+				default:
+					emit("VEXTRACTF128 $%d, %s, %s", k, s.r(res), row)
+				}
+			}
+			continue
+		}
 		for k := 0; k < s.lanes/4; k++ {
 			src := x(res)
 			if k > 0 {
@@ -624,6 +663,13 @@ func genDotTile(s isa, dt dtype) (mr, nr int) {
 			}
 		}
 	}
+	// Next run of nr rows of w, and the next nr columns of out.
+	emit("ADDQ $%d, DI", 4*nr)
+	for j := 0; j < nr; j++ {
+		emit("ADDQ R9, R14")
+	}
+	emit("DECQ R13")
+	emit("JNZ tile")
 	ret()
 	return mr, nr
 }
@@ -1280,6 +1326,25 @@ func genRead(s isa) {
 	ret()
 }
 
+// genPrefetch asks for the n bytes at p (rounded out to cache lines) to
+// be brought into L1, without waiting for them: to overlap the next block
+// of weights' fetch from memory with compute on this one.
+func genPrefetch() {
+	fr := text("prefetchT0", "", []param{p("p", "unsafe.Pointer"), p("n", "int")})
+	fr.arg("p", "SI")
+	fr.arg("n", "CX")
+	emit("TESTQ CX, CX")
+	emit("JLE done")
+	emit("LEAQ (SI)(CX*1), CX")
+	label("loop")
+	emit("PREFETCHT0 (SI)")
+	emit("ADDQ $64, SI")
+	emit("CMPQ SI, CX")
+	emit("JB loop")
+	label("done")
+	ret()
+}
+
 // genFMA runs n iterations of independent fused multiply-add chains, as
 // many as keep both FMA pipes busy through their latency.
 func genFMA(s isa) int {
@@ -1313,6 +1378,7 @@ func main() {
 
 	fmt.Fprintf(&asm, "// Code generated by kernels/internal/asmgen; DO NOT EDIT.\n\n//go:build amd64 && !purego\n\n#include \"textflag.h\"\n\n")
 	genConsts()
+	genPrefetch()
 	var geo bytes.Buffer
 	for _, s := range []isa{avx2, avx512} {
 		for _, dt := range []dtype{f32, f16, bf16, q8} {
