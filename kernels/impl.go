@@ -29,6 +29,10 @@ type impl struct {
 	// tile.
 	dotTile        [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int)
 	tileMR, tileNR int
+	// dotTileEdge is dotTile for tileEdgeMR (< tileMR) rows of x, for the
+	// last rows of a batch; nil entries (tileEdgeMR 0) where there is none.
+	dotTileEdge [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int)
+	tileEdgeMR  int
 	gemm           func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
 	gemmMR, gemmNR int
 	// pack converts whole panels of one row of weights, by type, into the

@@ -39,6 +39,7 @@ func simdImpls() []*impl {
 			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX512, BF16: cvtBF16AVX512},
 			cvtQ:    cvtQ8AVX512,
 			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileF32AVX512, dotTileF16AVX512, dotTileBF16AVX512, nil}, tileMR: avx512TileMR, tileNR: avx512TileNR,
+			dotTileEdge: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileEdgeF32AVX512, dotTileEdgeF16AVX512, dotTileEdgeBF16AVX512, nil}, tileEdgeMR: avx512TileEdgeMR,
 			gemm: gemmAVX512, pack: [4]func(dst *float32, src unsafe.Pointer, panels, ldd int){packF32AVX512, packF16AVX512, packBF16AVX512, packQ8AVX512}, gemmMR: avx512GemmMR, gemmNR: avx512GemmNR, gemmKC: 128,
 			gemmQ8: gemmQ8AVX512,
 			gelu:   geluAVX512, geluBack: geluBackwardAVX512, expSum: expSumAVX512, max: maxAVX512, sum: sumAVX512, sumSqDev: sumSqDevAVX512,

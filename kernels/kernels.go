@@ -128,6 +128,10 @@ func (t *matMulTask) initCols(lo, hi int) {
 	}
 }
 
+// balancePieces is how many pieces per thread compute-bound kernels split
+// their work into.
+const balancePieces = 4
+
 // minWork is the least work (multiply-adds, roughly) worth handing to
 // another thread: below it, waking a worker costs more than it saves.
 // Tests lower it to split small problems.
@@ -346,7 +350,13 @@ func MatMulT(out, x []float32, n int, w *Mat) {
 	im := active()
 	t := matMulTTasks.get()
 	*t = matMulTTask{im: im, out: out, x: x, n: n, w: w}
-	parallel(m, grain(16, n*max(k, 1)), t)
+	if n >= 2 {
+		// Batched, the product is compute-bound: pieces claimed as threads
+		// come free balance threads that run at different speeds.
+		parallelPieces(m, grain(16, n*max(k, 1)), balancePieces, t)
+	} else {
+		parallel(m, grain(16, n*max(k, 1)), t)
+	}
 	matMulTTasks.put(t)
 }
 
@@ -423,27 +433,32 @@ func (t *matMulTTask) tiles(lo, hi int) {
 	buf := gemmBufs.Get().(*gemmBuf)
 	defer gemmBufs.Put(buf)
 	// The last rows of x, fewer than mr, go through the tile kernel too,
-	// zero-padded, rather than one dot product per row.
+	// zero-padded, rather than one dot product per row: the edge kernel,
+	// if they fit its fewer rows.
 	full := n - n%mr
+	emr, edge := mr, im.dotTile
+	if im.tileEdgeMR > 0 && n-full <= im.tileEdgeMR {
+		emr, edge = im.tileEdgeMR, im.dotTileEdge
+	}
 	var xpad, opad []float32
 	if full < n && kv > 0 {
-		xpad = grow(&buf.a, mr*k)
+		xpad = grow(&buf.a, emr*k)
 		clear(xpad)
 		copy(xpad, t.x[full*k:n*k])
-		opad = grow(&buf.tile, mr*nb)
+		opad = grow(&buf.tile, emr*nb)
 	}
-	xInL1 := (n+mr)*k <= 1<<13 // floats, x and its padded rows
+	xInL1 := (n+emr)*k <= 1<<13 // floats, x and its padded rows
 	for j0 := lo; j0 < hi; j0 += nb {
 		j1 := min(j0+nb, hi)
 		rows := j1 - j0
 		w, ldw, _, _ := t.w.ptr(j0, 0)
-		dot, wt := im.dot[t.w.DType], tile
+		dot, wt, we := im.dot[t.w.DType], tile, edge[t.w.DType]
 		var wf []float32 // rows j0..j1 as float32, where converted
 		if tile == nil {
 			wf = grow(&buf.b, rows*k)
 			convertRows(im, wf, t.w, j0, j1)
 			w, ldw = unsafe.Pointer(&wf[0]), 4*k
-			dot, wt = im.dot[F32], im.dotTile[F32]
+			dot, wt, we = im.dot[F32], im.dotTile[F32], edge[F32]
 		}
 		wrow := func(j int) unsafe.Pointer { return unsafe.Add(w, j*ldw) }
 		if kv == 0 {
@@ -482,7 +497,7 @@ func (t *matMulTTask) tiles(lo, hi int) {
 			if i0 < full {
 				wt(&t.out[i0*m+j0+j], 4*m, &t.x[i0*k], 4*k, wrow(j), ldw, kv, tiles, p, pfs)
 			} else {
-				wt(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv, tiles, p, pfs)
+				we(&opad[j], 4*jt, &xpad[0], 4*k, wrow(j), ldw, kv, tiles, p, pfs)
 			}
 			pfOff += tiles * (kv / im.lanes) * pfs
 		}

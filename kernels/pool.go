@@ -166,14 +166,20 @@ func Parallel(n, grain int, fn func(lo, hi int)) {
 
 // parallel is Parallel for a task, which kernels take from a sync.Pool so
 // that the call allocates nothing.
-func parallel(n, grain int, t task) {
+func parallel(n, grain int, t task) { parallelPieces(n, grain, 1, t) }
+
+// parallelPieces is parallel with up to perThread pieces per thread, for
+// long compute-bound calls: whoever is free claims the next piece, so a
+// thread slowed by others on its core (common on shared machines) does
+// less of the work instead of holding everyone up at the end.
+func parallelPieces(n, grain, perThread int, t task) {
 	if n <= 0 {
 		return
 	}
 	if grain < 1 {
 		grain = 1
 	}
-	parts := min(Threads(), (n+grain-1)/grain, maxPieces)
+	parts := min(Threads()*perThread, (n+grain-1)/grain, maxPieces)
 	if parts <= 1 {
 		t.run(0, n)
 		return
@@ -192,7 +198,7 @@ func parallel(n, grain int, t task) {
 	c.state.Store(gen<<32 | uint64(parts)<<16)
 	offer.Store(c)
 	// Wake blocked workers for the pieces the spinning ones will not take.
-	for range parts - 1 - int(spinners.Load()) {
+	for range min(parts, Threads()) - 1 - int(spinners.Load()) {
 		select {
 		case wake <- c:
 		default:

@@ -8,18 +8,19 @@ import "unsafe"
 
 // Shapes of the generated kernels.
 const (
-	avx2Lanes       = 8
-	avx2TileMR      = 4
-	avx2TileNR      = 3
-	avx2GemmMR      = 6
-	avx2GemmNR      = 16
-	avx2FMAChains   = 12
-	avx512Lanes     = 16
-	avx512TileMR    = 6
-	avx512TileNR    = 4
-	avx512GemmMR    = 6
-	avx512GemmNR    = 64
-	avx512FMAChains = 24
+	avx2Lanes        = 8
+	avx2TileMR       = 4
+	avx2TileNR       = 3
+	avx2GemmMR       = 6
+	avx2GemmNR       = 16
+	avx2FMAChains    = 12
+	avx512Lanes      = 16
+	avx512TileMR     = 6
+	avx512TileNR     = 4
+	avx512GemmMR     = 6
+	avx512GemmNR     = 64
+	avx512FMAChains  = 24
+	avx512TileEdgeMR = 4
 )
 
 //go:noescape
@@ -174,6 +175,15 @@ func dotTileF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Point
 
 //go:noescape
 func dotTileBF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
+
+//go:noescape
+func dotTileEdgeF32AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
+
+//go:noescape
+func dotTileEdgeF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
+
+//go:noescape
+func dotTileEdgeBF16AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
 
 //go:noescape
 func gemmAVX512(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
