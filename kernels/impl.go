@@ -31,8 +31,8 @@ type impl struct {
 	tileMR, tileNR int
 	// dotTileEdge is dotTile for tileEdgeMR (< tileMR) rows of x, for the
 	// last rows of a batch; nil entries (tileEdgeMR 0) where there is none.
-	dotTileEdge [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int)
-	tileEdgeMR  int
+	dotTileEdge    [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int)
+	tileEdgeMR     int
 	gemm           func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, bias *float32)
 	gemmMR, gemmNR int
 	// pack converts whole panels of one row of weights, by type, into the
@@ -42,6 +42,9 @@ type impl struct {
 	// gemmQ8 is gemm for q8_0 weights: b holds the values as float32 and
 	// sp their scales, max(1, gemmNR/32) per k.
 	gemmQ8 func(kc int, a *float32, lda int, b, sp, c *float32, ldc int, bias *float32)
+	// gemmDirect is gemm reading whole panels of weights in place, by
+	// type (nil for q8_0), for batches too small to pay for packing.
+	gemmDirect [4]func(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
 
 	gelu       func(out, x *float32, n int)
 	geluBack   func(dx, x, dy *float32, n int)

@@ -163,6 +163,10 @@ func (t *matMulTask) gemv(lo, hi int) {
 	}
 }
 
+// gemmDirectRows is the number of rows of x from which the GEMM packs
+// whole panels of weights rather than reading them in place.
+const gemmDirectRows = 48
+
 // gemmMC is the number of rows of x a thread takes at a time: with the k
 // block, sized so that they stay in L2 while the packed columns of w sweep
 // over them.
@@ -219,19 +223,22 @@ func (t *matMulTask) gemm(lo, hi int) {
 		copy(bias, t.bias[lo:hi])
 	}
 	fullPanels := ncols / nr
+	// Few rows of x do not pay for packing: whole panels are read in
+	// place (converted in registers), and only a last partial one packed.
+	direct := n < gemmDirectRows && im.gemmDirect[t.w.DType] != nil
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		for p := 0; p < kb; p++ {
 			// Rows a few ahead are fetched while this one packs: the
 			// rows are short and far apart, too short for the hardware
 			// to fetch ahead itself.
-			if r := pc + p + packAhead; r < k && im.prefetch != nil {
+			if r := pc + p + packAhead; r < k && im.prefetch != nil && !direct {
 				w, _, _, _ := t.w.ptr(r, lo)
 				im.prefetch(w, ncols*t.w.DType.size())
 			}
 			// Whole panels in one call; a last partial one value by value,
 			// zero-padded.
-			if fullPanels > 0 {
+			if fullPanels > 0 && !direct {
 				w, _, _, _ := t.w.ptr(pc+p, lo)
 				im.pack[t.w.DType](&bp[p*nr], w, fullPanels, 4*kb*nr)
 			}
@@ -265,9 +272,13 @@ func (t *matMulTask) gemm(lo, hi int) {
 			if pc == 0 && !t.acc {
 				b0 = &bias[jp*nr]
 			}
-			if q8 {
+			switch {
+			case q8:
 				im.gemmQ8(kb, a, lda, &bp[jp*kb*nr], &sp[jp*kb*blocks], c, ldc, b0)
-			} else {
+			case direct && jp < fullPanels:
+				w, ldw, _, _ := t.w.ptr(pc, lo+jp*nr)
+				im.gemmDirect[t.w.DType](kb, a, lda, w, ldw, c, ldc, b0)
+			default:
 				im.gemm(kb, a, lda, &bp[jp*kb*nr], 4*nr, c, ldc, b0)
 			}
 		}

@@ -87,6 +87,15 @@ func packQ8AVX2(dst *float32, src unsafe.Pointer, panels int, ldd int)
 func gemmQ8AVX2(kc int, a *float32, lda int, b *float32, sp *float32, c *float32, ldc int, bias *float32)
 
 //go:noescape
+func gemmDirectF32AVX2(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
+
+//go:noescape
+func gemmDirectF16AVX2(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
+
+//go:noescape
+func gemmDirectBF16AVX2(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
+
+//go:noescape
 func geluAVX2(out *float32, x *float32, n int)
 
 //go:noescape
@@ -202,6 +211,15 @@ func packQ8AVX512(dst *float32, src unsafe.Pointer, panels int, ldd int)
 
 //go:noescape
 func gemmQ8AVX512(kc int, a *float32, lda int, b *float32, sp *float32, c *float32, ldc int, bias *float32)
+
+//go:noescape
+func gemmDirectF32AVX512(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
+
+//go:noescape
+func gemmDirectF16AVX512(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
+
+//go:noescape
+func gemmDirectBF16AVX512(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32)
 
 //go:noescape
 func geluAVX512(out *float32, x *float32, n int)

@@ -783,6 +783,55 @@ func genGemm(s isa) (mr, nr int) {
 	return mr, nr
 }
 
+// genGemmDirect is genGemm reading B in place from the weights, of type
+// dt, converted in registers: for batches too small to pay for packing.
+// Each k step also asks for the row's next nr columns, the next panel's
+// (the caller's next call), so that they come while this panel computes.
+func genGemmDirect(s isa, dt dtype) {
+	mr, u := 6, 4 // rows, vectors per row
+	if s.lanes == 8 {
+		u = 2
+	}
+	nr := u * s.lanes
+	name := "gemmDirect" + dt.name + s.name
+	fr := text(name, "", []param{p("kc", "int"), p("a", "*float32"), p("lda", "int"), p("b", "unsafe.Pointer"), p("ldb", "int"),
+		p("c", "*float32"), p("ldc", "int"), p("bias", "*float32")})
+	fr.arg("kc", "CX")
+	fr.arg("a", "SI")
+	fr.arg("lda", "R9")
+	fr.arg("b", "DX")
+	fr.arg("ldb", "R11")
+	fr.arg("c", "DI")
+	fr.arg("ldc", "R8")
+	t := newGemmTile(s, mr, u)
+	aAddr, acc := t.aAddr, t.acc
+	br := mr * u // first B register
+	ar := br + u // broadcast registers ar, ar+1
+	fr.arg("bias", "R12")
+	t.load()
+	label("loop")
+	for off := nr * dt.size; off < 2*nr*dt.size; off += 64 {
+		emit("PREFETCHT0 %d(DX)", off)
+	}
+	for v := 0; v < u; v++ {
+		loadW(s, dt, fmt.Sprintf("%d(DX)", v*s.lanes*dt.size), s.r(br+v), "")
+	}
+	for i := 0; i < mr; i++ {
+		a := s.r(ar + i%2)
+		emit("VBROADCASTSS %s, %s", aAddr[i], a)
+		for v := 0; v < u; v++ {
+			emit("VFMADD231PS %s, %s, %s", s.r(br+v), a, s.r(acc(i, v)))
+		}
+	}
+	emit("ADDQ $4, SI")
+	emit("ADDQ $4, R10")
+	emit("ADDQ R11, DX")
+	emit("DECQ CX")
+	emit("JNZ loop")
+	t.store()
+	ret()
+}
+
 // genGemmQ8 is genGemm for q8_0 weights: the B panel holds the int8
 // values as float32 and sp their scales, nr/32 per k (one for AVX2's
 // 16-column panels), and each k step multiplies the row's input by the
@@ -1414,6 +1463,9 @@ func main() {
 			genPack(s, dt, gnr)
 		}
 		genGemmQ8(s)
+		for _, dt := range []dtype{f32, f16, bf16} {
+			genGemmDirect(s, dt)
+		}
 		genGelu(s)
 		genGeluBackward(s)
 		genExpSum(s)
