@@ -60,10 +60,6 @@ type impl struct {
 	attnAccum2 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 	attnAccum1 func(o, a *float32, n int, v *float32, ldv int, inv float32)
 
-	// prefetch starts fetching n bytes at p into cache; nil where the
-	// hardware's prefetchers are left to it.
-	prefetch func(p unsafe.Pointer, n int)
-
 	copyNT  func(dst, src unsafe.Pointer, n int)
 	readSum func(src unsafe.Pointer, n int) float32
 	fmaLoop func(n int)

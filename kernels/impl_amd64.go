@@ -28,7 +28,7 @@ func simdImpls() []*impl {
 			gelu: geluAVX2, geluBack: geluBackwardAVX2, expSum: expSumAVX2, max: maxAVX2, sum: sumAVX2, sumSqDev: sumSqDevAVX2,
 			lnApply: lnApplyAVX2, add: addAVX2, scale: scaleAVX2, adamW: adamWAVX2,
 			attnAccum4: attnAccum4AVX2, attnAccum2: attnAccum2AVX2, attnAccum1: attnAccum1AVX2,
-			prefetch: prefetchT0, copyNT: copyNTAVX2, readSum: readSumAVX2, fmaLoop: fmaLoopAVX2, fmaOps: 2 * avx2Lanes * avx2FMAChains,
+			copyNT: copyNTAVX2, readSum: readSumAVX2, fmaLoop: fmaLoopAVX2, fmaOps: 2 * avx2Lanes * avx2FMAChains,
 		})
 	}
 	if len(out) > 0 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512DQ {
@@ -45,7 +45,7 @@ func simdImpls() []*impl {
 			gelu: geluAVX512, geluBack: geluBackwardAVX512, expSum: expSumAVX512, max: maxAVX512, sum: sumAVX512, sumSqDev: sumSqDevAVX512,
 			lnApply: lnApplyAVX512, add: addAVX512, scale: scaleAVX512, adamW: adamWAVX512,
 			attnAccum4: attnAccum4AVX512, attnAccum2: attnAccum2AVX512, attnAccum1: attnAccum1AVX512,
-			prefetch: prefetchT0, copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
+			copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
 		})
 	}
 	return out

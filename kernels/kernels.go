@@ -172,10 +172,6 @@ const gemmDirectRows = 48
 // over them.
 const gemmMC = 384
 
-// packAhead is how many rows ahead of the one it packs the GEMM asks for
-// weights.
-const packAhead = 8
-
 type gemmBuf struct{ a, b, s, bias, tile []float32 }
 
 var gemmBufs = sync.Pool{New: func() any { return new(gemmBuf) }}
@@ -229,13 +225,6 @@ func (t *matMulTask) gemm(lo, hi int) {
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		for p := 0; p < kb; p++ {
-			// Rows a few ahead are fetched while this one packs: the
-			// rows are short and far apart, too short for the hardware
-			// to fetch ahead itself.
-			if r := pc + p + packAhead; r < k && im.prefetch != nil && !direct {
-				w, _, _, _ := t.w.ptr(r, lo)
-				im.prefetch(w, ncols*t.w.DType.size())
-			}
 			// Whole panels in one call; a last partial one value by value,
 			// zero-padded.
 			if fullPanels > 0 && !direct {

@@ -32,17 +32,6 @@ func (d DType) String() string {
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
 
-// size is the bytes of one stored value (q8_0: its int8, not the scale).
-func (d DType) size() int {
-	switch d {
-	case F32:
-		return 4
-	case F16, BF16:
-		return 2
-	}
-	return 1
-}
-
 // ParseDType parses a name as String writes it.
 func ParseDType(s string) (DType, error) {
 	for _, d := range []DType{F32, F16, BF16, Q8_0} {

@@ -262,22 +262,6 @@ DATA consts<>+1016(SB)/4, $0x3e095d4f // gelu3a
 DATA consts<>+1020(SB)/4, $0x3e095d4f // gelu3a
 GLOBL consts<>(SB), RODATA|NOPTR, $1024
 
-// func prefetchT0
-TEXT ·prefetchT0(SB), NOSPLIT, $0-16
-	MOVQ p+0(FP), SI
-	MOVQ n+8(FP), CX
-	TESTQ CX, CX
-	JLE done
-	LEAQ (SI)(CX*1), CX
-loop:
-	PREFETCHT0 (SI)
-	ADDQ $64, SI
-	CMPQ SI, CX
-	JB loop
-done:
-	VZEROUPPER
-	RET
-
 // func axpyF32AVX2
 TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ y+0(FP), DI

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gpt2go/gpt2/kernels"
 	"github.com/gpt2go/gpt2/model"
 )
 
@@ -41,7 +42,8 @@ func randomModel(b *testing.B, c model.Config) *model.Model {
 
 // BenchmarkForward reports forward-pass tokens/s on GPT-2 124M's shape:
 // prefill of a 128-token prompt, and decode of one token at a time through
-// the KV cache (batch 1).
+// the KV cache (batch 1, contexts up to 128, as gpt2 bench) for each
+// weight type.
 func BenchmarkForward(b *testing.B) {
 	m := randomModel(b, model.Presets["gpt2"])
 	prompt := make([]int, 128)
@@ -58,16 +60,23 @@ func BenchmarkForward(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*len(prompt))/b.Elapsed().Seconds(), "tokens/s")
 	})
-	b.Run("decode", func(b *testing.B) {
-		cache.Reset()
-		for i := 0; b.Loop(); i++ {
-			if cache.Len == m.Config.NCtx {
-				cache.Reset()
-			}
-			if _, err := m.Forward([]model.Step{{Cache: cache, Tokens: []int{i % m.Config.VocabSize}}}); err != nil {
+	for _, dt := range []kernels.DType{kernels.F32, kernels.F16, kernels.BF16, kernels.Q8_0} {
+		b.Run("decode/"+dt.String(), func(b *testing.B) {
+			mt, err := m.Convert(dt)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-	})
+			logits := make([]float32, m.Config.VocabSize)
+			cache.Reset()
+			for i := 0; b.Loop(); i++ {
+				if cache.Len == 128 {
+					cache.Reset()
+				}
+				if _, err := mt.ForwardInto(logits, []model.Step{{Cache: cache, Tokens: []int{i % m.Config.VocabSize}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
 }
