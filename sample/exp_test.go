@@ -114,3 +114,43 @@ func BenchmarkLogprob(b *testing.B) {
 		}
 	})
 }
+
+// TestArgmax checks the blocked argmax against the plain loop: the lowest
+// index of the largest value, NaN as -Inf, 0 when nothing is above -Inf.
+func TestArgmax(t *testing.T) {
+	inf, nan := float32(math.Inf(1)), float32(math.NaN())
+	slow := func(z []float32) int {
+		best, at := float32(math.Inf(-1)), 0
+		for i, v := range z {
+			if v > best {
+				best, at = v, i
+			}
+		}
+		return at
+	}
+	cases := [][]float32{
+		{}, {1}, {nan}, {-inf, -inf}, {nan, 2, nan, 2}, {3, 1, 3},
+		{1, 2, 3, 4, 5, 6, 7, 8, 9, 9}, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		{nan, nan, nan, nan, nan, nan, nan, nan, -1}, {inf, inf}, {-inf, nan, -inf},
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 200 {
+		z := make([]float32, r.IntN(70))
+		for i := range z {
+			switch r.IntN(10) {
+			case 0:
+				z[i] = nan
+			case 1:
+				z[i] = float32(r.IntN(3)) // ties
+			default:
+				z[i] = float32(r.NormFloat64())
+			}
+		}
+		cases = append(cases, z)
+	}
+	for _, z := range cases {
+		if got, want := argmax(z), slow(z); got != want {
+			t.Fatalf("argmax(%v) = %d, want %d", z, got, want)
+		}
+	}
+}
