@@ -167,12 +167,6 @@ func (t *matMulTask) gemv(lo, hi int) {
 // whole panels of weights rather than reading them in place.
 const gemmDirectRows = 48
 
-// gemmMaxKC bounds the k block of the GEMM. A tile of out stays in
-// registers for a whole k block, so a long block saves reloading it from
-// cache (L3, for a prefill's out) between blocks; each k of the block
-// reads a row of the packed panel, which must stay in L2.
-const gemmMaxKC = 1024
-
 // gemmMC is the number of rows of x a thread takes at a time: with the k
 // block, sized so that they stay in L2 while the packed columns of w sweep
 // over them.
@@ -200,7 +194,7 @@ func (t *matMulTask) gemm(lo, hi int) {
 		t.initCols(lo, hi)
 		return
 	}
-	mr, nr, kc := im.gemmMR, im.gemmNR, max(im.gemmKC, min(k, gemmMaxKC))
+	mr, nr, kc := im.gemmMR, im.gemmNR, im.gemmKC
 	buf := gemmBufs.Get().(*gemmBuf)
 	ncols := hi - lo
 	np := (ncols + nr - 1) / nr
