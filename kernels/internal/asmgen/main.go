@@ -741,46 +741,7 @@ func (t gemmTile) each(f func(i, v int)) {
 // one fused multiply-add per k in order. With bias not nil the block
 // starts from it (each row the same nr values) rather than from C.
 func genGemm(s isa) (mr, nr int) {
-	mr, u := 6, 4 // rows, vectors per row
-	if s.lanes == 8 {
-		u = 2
-	}
-	nr = u * s.lanes
-	name := "gemm" + s.name
-	fr := text(name, "", []param{p("kc", "int"), p("a", "*float32"), p("lda", "int"), p("b", "*float32"), p("ldb", "int"),
-		p("c", "*float32"), p("ldc", "int"), p("bias", "*float32")})
-	fr.arg("kc", "CX")
-	fr.arg("a", "SI")
-	fr.arg("lda", "R9")
-	fr.arg("b", "DX")
-	fr.arg("ldb", "R11")
-	fr.arg("c", "DI")
-	fr.arg("ldc", "R8")
-	t := newGemmTile(s, mr, u)
-	aAddr, acc := t.aAddr, t.acc
-	br := mr * u // first B register
-	ar := br + u // broadcast registers ar, ar+1
-	fr.arg("bias", "R12")
-	t.load()
-	label("loop")
-	for v := 0; v < u; v++ {
-		emit("VMOVUPS %d(DX), %s", v*s.vbytes(), s.r(br+v))
-	}
-	for i := 0; i < mr; i++ {
-		a := s.r(ar + i%2)
-		emit("VBROADCASTSS %s, %s", aAddr[i], a)
-		for v := 0; v < u; v++ {
-			emit("VFMADD231PS %s, %s, %s", s.r(br+v), a, s.r(acc(i, v)))
-		}
-	}
-	emit("ADDQ $4, SI")
-	emit("ADDQ $4, R10")
-	emit("ADDQ R11, DX")
-	emit("DECQ CX")
-	emit("JNZ loop")
-	t.store()
-	ret()
-	return mr, nr
+	return genGemmKernel(s, "gemm"+s.name, f32, false)
 }
 
 // genGemmDirect is genGemm reading B in place from the weights, of type
@@ -788,13 +749,20 @@ func genGemm(s isa) (mr, nr int) {
 // Each k step also asks for the row's next nr columns, the next panel's
 // (the caller's next call), so that they come while this panel computes.
 func genGemmDirect(s isa, dt dtype) {
+	genGemmKernel(s, "gemmDirect"+dt.name+s.name, dt, true)
+}
+
+func genGemmKernel(s isa, name string, dt dtype, direct bool) (mr, nr int) {
 	mr, u := 6, 4 // rows, vectors per row
 	if s.lanes == 8 {
 		u = 2
 	}
-	nr := u * s.lanes
-	name := "gemmDirect" + dt.name + s.name
-	fr := text(name, "", []param{p("kc", "int"), p("a", "*float32"), p("lda", "int"), p("b", "unsafe.Pointer"), p("ldb", "int"),
+	nr = u * s.lanes
+	bType := "*float32"
+	if direct {
+		bType = "unsafe.Pointer"
+	}
+	fr := text(name, "", []param{p("kc", "int"), p("a", "*float32"), p("lda", "int"), p("b", bType), p("ldb", "int"),
 		p("c", "*float32"), p("ldc", "int"), p("bias", "*float32")})
 	fr.arg("kc", "CX")
 	fr.arg("a", "SI")
@@ -810,8 +778,10 @@ func genGemmDirect(s isa, dt dtype) {
 	fr.arg("bias", "R12")
 	t.load()
 	label("loop")
-	for off := nr * dt.size; off < 2*nr*dt.size; off += 64 {
-		emit("PREFETCHT0 %d(DX)", off)
+	if direct {
+		for off := nr * dt.size; off < 2*nr*dt.size; off += 64 {
+			emit("PREFETCHT0 %d(DX)", off)
+		}
 	}
 	for v := 0; v < u; v++ {
 		loadW(s, dt, fmt.Sprintf("%d(DX)", v*s.lanes*dt.size), s.r(br+v), "")
@@ -830,6 +800,7 @@ func genGemmDirect(s isa, dt dtype) {
 	emit("JNZ loop")
 	t.store()
 	ret()
+	return mr, nr
 }
 
 // genGemmQ8 is genGemm for q8_0 weights: the B panel holds the int8
