@@ -167,6 +167,13 @@ func (t *matMulTask) gemv(lo, hi int) {
 // whole panels of weights rather than reading them in place.
 const gemmDirectRows = 48
 
+// gemmMaxKC bounds the GEMM's k block from above (gemmKC, sized for the
+// micro-kernel, from below): a tile of out stays in registers for a whole
+// block, and between blocks a prefill's out (megabytes) is reloaded from
+// L3; but the packed block, ~kc x 1536 floats per thread for GPT-2 124M,
+// is resident memory.
+const gemmMaxKC = 384
+
 // gemmMC is the number of rows of x a thread takes at a time: with the k
 // block, sized so that they stay in L2 while the packed columns of w sweep
 // over them.
@@ -194,7 +201,7 @@ func (t *matMulTask) gemm(lo, hi int) {
 		t.initCols(lo, hi)
 		return
 	}
-	mr, nr, kc := im.gemmMR, im.gemmNR, im.gemmKC
+	mr, nr, kc := im.gemmMR, im.gemmNR, max(im.gemmKC, min(k, gemmMaxKC))
 	buf := gemmBufs.Get().(*gemmBuf)
 	ncols := hi - lo
 	np := (ncols + nr - 1) / nr
