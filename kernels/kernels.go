@@ -687,6 +687,39 @@ func (t *ewTask) run(lo, hi int) {
 	}
 }
 
+// Max returns the largest value of x, or -Inf if x is empty. With a NaN in
+// x the result is NaN or the largest of the others, depending on where the
+// NaN lies: callers that care check for NaN themselves.
+func Max(x []float32) float32 {
+	im := active()
+	if !im.simd {
+		return maxRef(x)
+	}
+	return maxOf(im, x)
+}
+
+// Exp sets out[i] = e^(a*x[i] - a*m) and returns the sum of out, both in
+// float32 (relative error about 1e-7 per value): the weights of a softmax
+// at temperature 1/a, for a > 0 and m >= every x[i]. out may alias x. A
+// term below the smallest normal float32 comes out as the smallest normal,
+// not zero, so callers that must give -Inf exactly no weight test x.
+func Exp(out, x []float32, m, a float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	_ = out[len(x)-1]
+	im := active()
+	if !im.simd {
+		return expRef(out, x, m, a)
+	}
+	copy(out[:len(x)], x)
+	o := out[:len(x)]
+	if a != 1 {
+		scaleBy(im, o, a)
+	}
+	return expSum(im, o, a*m)
+}
+
 // Softmax sets each of the n rows of out (length c) to the softmax of the
 // same row of x. out may alias x.
 func Softmax(out, x []float32, n, c int) {

@@ -289,6 +289,42 @@ func TestSoftmax(t *testing.T) {
 	})
 }
 
+// TestMaxExp checks the sampler's kernels against float64: Max exactly,
+// Exp's values and sum within float32 rounding of the exponential.
+func TestMaxExp(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		for _, n := range append(sizes, 50257) {
+			x := uniform(r, n, 20)
+			m := float32(math.Inf(-1))
+			for _, v := range x {
+				m = max(m, v)
+			}
+			if got := Max(x); got != m {
+				t.Fatalf("Max n=%d = %g, want %g", n, got, m)
+			}
+			for _, a := range []float32{1, 0.7, 2} {
+				out := make([]float32, n)
+				sum := Exp(out, x, m, a)
+				var want float64
+				for i, v := range x {
+					e := math.Exp(float64(a) * (float64(v) - float64(m)))
+					want += e
+					if d := math.Abs(float64(out[i]) - e); d > 4e-6*e+1e-37 {
+						t.Fatalf("Exp n=%d a=%g [%d] = %g, want %g", n, a, i, out[i], e)
+					}
+				}
+				if d := math.Abs(float64(sum) - want); d > 1e-5*want {
+					t.Fatalf("Exp n=%d a=%g: sum %g, want %g", n, a, sum, want)
+				}
+			}
+		}
+		if got := Max(nil); !math.IsInf(float64(got), -1) {
+			t.Fatalf("Max of nothing = %g, want -Inf", got)
+		}
+	})
+}
+
 func TestAdd(t *testing.T) {
 	eachImpl(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(13, 14))

@@ -107,6 +107,26 @@ func geluRef(out, x []float32) {
 	}
 }
 
+// maxRef is Max: the first NaN wins over what follows, as max does.
+func maxRef(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		m = max(m, v)
+	}
+	return m
+}
+
+// expRef is Exp: exponentials in float64 rounded once, summed in float64.
+func expRef(out, x []float32, m, a float32) float32 {
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(a*v) - float64(a*m)))
+		out[i] = e
+		sum += float64(e)
+	}
+	return float32(sum)
+}
+
 func softmaxRowRef(out, x []float32) {
 	maxv := float32(math.Inf(-1))
 	for _, v := range x {

@@ -11,6 +11,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/gpt2go/gpt2/kernels"
 )
 
 // Params control how each token is drawn from the model's logits. The zero
@@ -92,8 +94,9 @@ const pcgStream = 0x9e3779b97f4a7c15
 // penalties touch only the tokens they apply to (on a copy), greedy
 // decoding and top-k make a single pass, and exponentials are taken of
 // the candidates that survive top-k only. Without top-k, the draw needs
-// the sum of the exponentials of the whole vocabulary (see expNonPos for
-// why they are cheaper than math.Exp).
+// the exponentials of the whole vocabulary: at plain temperature the
+// kernels' vector exponential, for top-p the table one of expNonPos
+// (cheaper than math.Exp), which its histogram pass needs in float64.
 type Sampler struct {
 	p     Params
 	vocab int
@@ -109,6 +112,7 @@ type Sampler struct {
 
 	z     []float32                // scratch: adjusted logits
 	w     []float64                // scratch: weights of the whole vocabulary
+	w32   []float32                // scratch: sampleAll's weights
 	cands []cand                   // scratch: candidates
 	hist  *[nucleusBuckets]float64 // scratch: top-p's histogram
 }
@@ -238,8 +242,48 @@ func weigh(c []cand, hi, inv float64) {
 	}
 }
 
-// sampleAll draws from the whole vocabulary at temperature 1/inv.
+// sampleAll draws from the whole vocabulary at temperature 1/inv. The
+// weights and their sum come from the kernels' vector exponential in
+// float32 (relative error about 1e-7 per weight, far below anything a draw
+// can show; float64 exponentials one at a time cost five times as much).
+// Logits the vector path cannot take (NaN, infinities, a temperature whose
+// scaling overflows) take sampleAllExact.
 func (s *Sampler) sampleAll(z []float32, inv float64) int {
+	hi, a := kernels.Max(z), float32(inv)
+	if hi-hi == 0 && a > 0 && a-a == 0 { // both finite
+		if s.w32 == nil {
+			s.w32 = make([]float32, s.vocab)
+		}
+		w := s.w32[:len(z)]
+		// Every weight is at most e^0 = 1, and the largest logit's is 1,
+		// so a sum outside [1, len(z)] means a NaN among the logits (the
+		// vector exponential takes NaN to its upper clamp) or overflow.
+		total := float64(kernels.Exp(w, z, hi, a))
+		if total >= 1 && total <= float64(len(z)) {
+			u := s.rng.Float64() * total
+			last := -1
+			var acc float64
+			for i, v := range w {
+				// A banned token (-Inf) has the smallest normal weight, not
+				// zero: it must never be drawn.
+				if !(z[i] > -math.MaxFloat32) {
+					continue
+				}
+				last = i
+				acc += float64(v)
+				if u < acc {
+					return i
+				}
+			}
+			return last // rounding left u at the very top
+		}
+	}
+	return s.sampleAllExact(z, inv)
+}
+
+// sampleAllExact is sampleAll with float64 weights, for logits with NaNs
+// (which count as -Inf) or infinities.
+func (s *Sampler) sampleAllExact(z []float32, inv float64) int {
 	top := argmax(z)
 	hi := float64(z[top])
 	if math.IsInf(hi, 0) || hi != hi {

@@ -584,3 +584,40 @@ func TestLargeVocabDistribution(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleAllNeverBanned draws at temperature from logits of which most
+// are banned (-Inf) or NaN, on both of sampleAll's paths: a banned token's
+// weight is zero exactly, never the vector exponential's smallest normal,
+// and a NaN sends the draw to the float64 path, where it counts as -Inf.
+func TestSampleAllNeverBanned(t *testing.T) {
+	ninf, nan := float32(math.Inf(-1)), float32(math.NaN())
+	for _, withNaN := range []bool{false, true} {
+		logits := make([]float32, 5000)
+		for i := range logits {
+			logits[i] = ninf
+		}
+		allowed := map[int]bool{}
+		for _, i := range []int{0, 17, 2500, 4999} {
+			logits[i] = float32(i % 3)
+			allowed[i] = true
+		}
+		if withNaN {
+			logits[1], logits[4998] = nan, nan
+		}
+		s, err := NewSampler(Params{Temperature: 0.7, Seed: 3}, len(logits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]int{}
+		for range 4000 {
+			tok := s.Sample(logits)
+			if !allowed[tok] {
+				t.Fatalf("NaN among logits %v: drew banned token %d", withNaN, tok)
+			}
+			seen[tok]++
+		}
+		if len(seen) != len(allowed) {
+			t.Fatalf("NaN among logits %v: drew %v, want all of %v", withNaN, seen, allowed)
+		}
+	}
+}
