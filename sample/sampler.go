@@ -318,17 +318,21 @@ func (s *Sampler) sampleAllExact(z []float32, inv float64) int {
 // that bound (and one step more, for rounding) are the candidates, a few
 // more than the set itself.
 func (s *Sampler) sampleNucleus(z []float32, inv float64) int {
-	top := argmax(z)
-	hi := float64(z[top])
-	if math.IsInf(hi, 0) || hi != hi {
-		return top // all banned (-Inf or NaN), or an infinite logit
-	}
 	if s.hist == nil {
 		s.hist = new([nucleusBuckets]float64)
 	}
 	hist := s.hist
 	*hist = [nucleusBuckets]float64{}
-	total := expSumHist(z, hi, inv, hist)
+	hi, total, ok := s.histVector(z, inv, hist)
+	if !ok {
+		*hist = [nucleusBuckets]float64{}
+		top := argmax(z)
+		hi = float64(z[top])
+		if math.IsInf(hi, 0) || hi != hi {
+			return top // all banned (-Inf or NaN), or an infinite logit
+		}
+		total = expSumHist(z, hi, inv, hist)
+	}
 	target := s.p.TopP * total
 	b := 0
 	for acc := 0.0; b < nucleusBuckets-1; b++ {
@@ -359,6 +363,30 @@ func (s *Sampler) sampleNucleus(z []float32, inv float64) int {
 	}
 	s.cands = c
 	return s.draw(c[:selectNucleus(c, target)])
+}
+
+// histVector is expSumHist with the weights from the kernels' vector
+// exponential, as in sampleAll; it returns the largest logit, the sum of
+// the weights, and false for logits it cannot take (see sampleAll), which
+// leave hist to be cleared.
+func (s *Sampler) histVector(z []float32, inv float64, hist *[nucleusBuckets]float64) (hi, total float64, ok bool) {
+	h, a := kernels.Max(z), float32(inv)
+	if h-h != 0 || !(a > 0) || a-a != 0 {
+		return 0, 0, false
+	}
+	if s.w32 == nil {
+		s.w32 = make([]float32, s.vocab)
+	}
+	w := s.w32[:len(z)]
+	total = float64(kernels.Exp(w, z, h, a))
+	if !(total >= 1 && total <= float64(len(z))) {
+		return 0, 0, false
+	}
+	hi = float64(h)
+	for i, v := range w {
+		hist[bucket((float64(z[i])-hi)*inv)] += float64(v)
+	}
+	return hi, total, true
 }
 
 // adjust returns the first vocab logits with the logit bias and the
