@@ -585,13 +585,18 @@ func TestLargeVocabDistribution(t *testing.T) {
 	}
 }
 
-// TestSampleAllNeverBanned draws at temperature from logits of which most
-// are banned (-Inf) or NaN, on both of sampleAll's paths: a banned token's
-// weight is zero exactly, never the vector exponential's smallest normal,
-// and a NaN sends the draw to the float64 path, where it counts as -Inf.
+// TestSampleAllNeverBanned draws at temperature, with and without top-p,
+// from logits of which most are banned (-Inf) or NaN, on both the vector
+// and the float64 paths: a banned token's weight is zero exactly, never
+// the vector exponential's smallest normal, and a NaN sends the draw to
+// the float64 path, where it counts as -Inf.
 func TestSampleAllNeverBanned(t *testing.T) {
 	ninf, nan := float32(math.Inf(-1)), float32(math.NaN())
-	for _, withNaN := range []bool{false, true} {
+	for _, c := range []struct {
+		withNaN bool
+		topP    float64
+	}{{false, 0}, {true, 0}, {false, 0.999}, {true, 0.999}} {
+		withNaN := c.withNaN
 		logits := make([]float32, 5000)
 		for i := range logits {
 			logits[i] = ninf
@@ -604,7 +609,7 @@ func TestSampleAllNeverBanned(t *testing.T) {
 		if withNaN {
 			logits[1], logits[4998] = nan, nan
 		}
-		s, err := NewSampler(Params{Temperature: 0.7, Seed: 3}, len(logits))
+		s, err := NewSampler(Params{Temperature: 0.7, TopP: c.topP, Seed: 3}, len(logits))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -612,12 +617,12 @@ func TestSampleAllNeverBanned(t *testing.T) {
 		for range 4000 {
 			tok := s.Sample(logits)
 			if !allowed[tok] {
-				t.Fatalf("NaN among logits %v: drew banned token %d", withNaN, tok)
+				t.Fatalf("%+v: drew banned token %d", c, tok)
 			}
 			seen[tok]++
 		}
 		if len(seen) != len(allowed) {
-			t.Fatalf("NaN among logits %v: drew %v, want all of %v", withNaN, seen, allowed)
+			t.Fatalf("%+v: drew %v, want all of %v", c, seen, allowed)
 		}
 	}
 }
