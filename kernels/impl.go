@@ -50,6 +50,7 @@ type impl struct {
 	geluBack   func(dx, x, dy *float32, n int)
 	expSum     func(x *float32, n int, m float32) float32
 	max        func(x *float32, n int) float32
+	maxNum     func(x *float32, n int) float32 // NaN ignored
 	sum        func(x *float32, n int) float32
 	sumSqDev   func(x *float32, n int, mean float32) float32
 	lnApply    func(out, x, g, b *float32, n int, mean, rstd float32)

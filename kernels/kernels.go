@@ -687,15 +687,24 @@ func (t *ewTask) run(lo, hi int) {
 	}
 }
 
-// Max returns the largest value of x, or -Inf if x is empty. With a NaN in
-// x the result is NaN or the largest of the others, depending on where the
-// NaN lies: callers that care check for NaN themselves.
+// Max returns the largest value of x that is not NaN, or -Inf if there is
+// none.
 func Max(x []float32) float32 {
 	im := active()
 	if !im.simd {
 		return maxRef(x)
 	}
-	return maxOf(im, x)
+	nv := len(x) - len(x)%im.lanes
+	m := float32(math.Inf(-1))
+	if nv > 0 {
+		m = im.maxNum(&x[0], nv)
+	}
+	for _, v := range x[nv:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
 }
 
 // Exp sets out[i] = e^(a*x[i] - a*m) and returns the sum of out, both in

@@ -322,6 +322,31 @@ func TestMaxExp(t *testing.T) {
 		if got := Max(nil); !math.IsInf(float64(got), -1) {
 			t.Fatalf("Max of nothing = %g, want -Inf", got)
 		}
+		// NaN is passed over wherever it lies; only NaN leaves -Inf.
+		nan := float32(math.NaN())
+		for _, n := range []int{1, 15, 16, 17, 33, 100} {
+			x := uniform(r, n, 1)
+			for trial := range 20 {
+				y := slices.Clone(x)
+				want := float32(math.Inf(-1))
+				for i := range y {
+					if (i+trial)%3 == 0 {
+						y[i] = nan
+					} else {
+						want = max(want, y[i])
+					}
+				}
+				if got := Max(y); got != want {
+					t.Fatalf("Max n=%d with NaNs = %g, want %g", n, got, want)
+				}
+			}
+			for i := range x {
+				x[i] = nan
+			}
+			if got := Max(x); !math.IsInf(float64(got), -1) {
+				t.Fatalf("Max of %d NaNs = %g, want -Inf", n, got)
+			}
+		}
 	})
 }
 

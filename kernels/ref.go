@@ -107,11 +107,13 @@ func geluRef(out, x []float32) {
 	}
 }
 
-// maxRef is Max: the first NaN wins over what follows, as max does.
+// maxRef is Max: the largest value that is not NaN.
 func maxRef(x []float32) float32 {
 	m := float32(math.Inf(-1))
 	for _, v := range x {
-		m = max(m, v)
+		if v > m {
+			m = v
+		}
 	}
 	return m
 }

@@ -20,247 +20,263 @@ DATA consts<>+48(SB)/4, $0x3f800000 // one
 DATA consts<>+52(SB)/4, $0x3f800000 // one
 DATA consts<>+56(SB)/4, $0x3f800000 // one
 DATA consts<>+60(SB)/4, $0x3f800000 // one
-DATA consts<>+64(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+68(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+72(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+76(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+80(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+84(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+88(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+92(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+96(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+100(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+104(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+108(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+112(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+116(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+120(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+124(SB)/4, $0x42b0c0a5 // exphi
-DATA consts<>+128(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+132(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+136(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+140(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+144(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+148(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+152(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+156(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+160(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+164(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+168(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+172(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+176(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+180(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+184(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+188(SB)/4, $0xc2ac0000 // explo
-DATA consts<>+192(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+196(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+200(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+204(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+208(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+212(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+216(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+220(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+224(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+228(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+232(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+236(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+240(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+244(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+248(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+252(SB)/4, $0x3fb8aa3b // log2e
-DATA consts<>+256(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+260(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+264(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+268(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+272(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+276(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+280(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+284(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+288(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+292(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+296(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+300(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+304(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+308(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+312(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+316(SB)/4, $0x3f318000 // ln2hi
-DATA consts<>+320(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+324(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+328(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+332(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+336(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+340(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+344(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+348(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+352(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+356(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+360(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+364(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+368(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+372(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+376(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+380(SB)/4, $0xb95e8083 // ln2lo
-DATA consts<>+384(SB)/4, $0x39506967 // p5
-DATA consts<>+388(SB)/4, $0x39506967 // p5
-DATA consts<>+392(SB)/4, $0x39506967 // p5
-DATA consts<>+396(SB)/4, $0x39506967 // p5
-DATA consts<>+400(SB)/4, $0x39506967 // p5
-DATA consts<>+404(SB)/4, $0x39506967 // p5
-DATA consts<>+408(SB)/4, $0x39506967 // p5
-DATA consts<>+412(SB)/4, $0x39506967 // p5
-DATA consts<>+416(SB)/4, $0x39506967 // p5
-DATA consts<>+420(SB)/4, $0x39506967 // p5
-DATA consts<>+424(SB)/4, $0x39506967 // p5
-DATA consts<>+428(SB)/4, $0x39506967 // p5
-DATA consts<>+432(SB)/4, $0x39506967 // p5
-DATA consts<>+436(SB)/4, $0x39506967 // p5
-DATA consts<>+440(SB)/4, $0x39506967 // p5
-DATA consts<>+444(SB)/4, $0x39506967 // p5
-DATA consts<>+448(SB)/4, $0x3ab743ce // p4
-DATA consts<>+452(SB)/4, $0x3ab743ce // p4
-DATA consts<>+456(SB)/4, $0x3ab743ce // p4
-DATA consts<>+460(SB)/4, $0x3ab743ce // p4
-DATA consts<>+464(SB)/4, $0x3ab743ce // p4
-DATA consts<>+468(SB)/4, $0x3ab743ce // p4
-DATA consts<>+472(SB)/4, $0x3ab743ce // p4
-DATA consts<>+476(SB)/4, $0x3ab743ce // p4
-DATA consts<>+480(SB)/4, $0x3ab743ce // p4
-DATA consts<>+484(SB)/4, $0x3ab743ce // p4
-DATA consts<>+488(SB)/4, $0x3ab743ce // p4
-DATA consts<>+492(SB)/4, $0x3ab743ce // p4
-DATA consts<>+496(SB)/4, $0x3ab743ce // p4
-DATA consts<>+500(SB)/4, $0x3ab743ce // p4
-DATA consts<>+504(SB)/4, $0x3ab743ce // p4
-DATA consts<>+508(SB)/4, $0x3ab743ce // p4
-DATA consts<>+512(SB)/4, $0x3c088908 // p3
-DATA consts<>+516(SB)/4, $0x3c088908 // p3
-DATA consts<>+520(SB)/4, $0x3c088908 // p3
-DATA consts<>+524(SB)/4, $0x3c088908 // p3
-DATA consts<>+528(SB)/4, $0x3c088908 // p3
-DATA consts<>+532(SB)/4, $0x3c088908 // p3
-DATA consts<>+536(SB)/4, $0x3c088908 // p3
-DATA consts<>+540(SB)/4, $0x3c088908 // p3
-DATA consts<>+544(SB)/4, $0x3c088908 // p3
-DATA consts<>+548(SB)/4, $0x3c088908 // p3
-DATA consts<>+552(SB)/4, $0x3c088908 // p3
-DATA consts<>+556(SB)/4, $0x3c088908 // p3
-DATA consts<>+560(SB)/4, $0x3c088908 // p3
-DATA consts<>+564(SB)/4, $0x3c088908 // p3
-DATA consts<>+568(SB)/4, $0x3c088908 // p3
-DATA consts<>+572(SB)/4, $0x3c088908 // p3
-DATA consts<>+576(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+580(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+584(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+588(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+592(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+596(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+600(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+604(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+608(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+612(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+616(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+620(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+624(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+628(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+632(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+636(SB)/4, $0x3d2aa9c1 // p2
-DATA consts<>+640(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+644(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+648(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+652(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+656(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+660(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+664(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+668(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+672(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+676(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+680(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+684(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+688(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+692(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+696(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+700(SB)/4, $0x3e2aaaaa // p1
-DATA consts<>+704(SB)/4, $0x3f000000 // p0
-DATA consts<>+708(SB)/4, $0x3f000000 // p0
-DATA consts<>+712(SB)/4, $0x3f000000 // p0
-DATA consts<>+716(SB)/4, $0x3f000000 // p0
-DATA consts<>+720(SB)/4, $0x3f000000 // p0
-DATA consts<>+724(SB)/4, $0x3f000000 // p0
-DATA consts<>+728(SB)/4, $0x3f000000 // p0
-DATA consts<>+732(SB)/4, $0x3f000000 // p0
-DATA consts<>+736(SB)/4, $0x3f000000 // p0
-DATA consts<>+740(SB)/4, $0x3f000000 // p0
-DATA consts<>+744(SB)/4, $0x3f000000 // p0
-DATA consts<>+748(SB)/4, $0x3f000000 // p0
-DATA consts<>+752(SB)/4, $0x3f000000 // p0
-DATA consts<>+756(SB)/4, $0x3f000000 // p0
-DATA consts<>+760(SB)/4, $0x3f000000 // p0
-DATA consts<>+764(SB)/4, $0x3f000000 // p0
-DATA consts<>+768(SB)/4, $0x3d372713 // gelua
-DATA consts<>+772(SB)/4, $0x3d372713 // gelua
-DATA consts<>+776(SB)/4, $0x3d372713 // gelua
-DATA consts<>+780(SB)/4, $0x3d372713 // gelua
-DATA consts<>+784(SB)/4, $0x3d372713 // gelua
-DATA consts<>+788(SB)/4, $0x3d372713 // gelua
-DATA consts<>+792(SB)/4, $0x3d372713 // gelua
-DATA consts<>+796(SB)/4, $0x3d372713 // gelua
-DATA consts<>+800(SB)/4, $0x3d372713 // gelua
-DATA consts<>+804(SB)/4, $0x3d372713 // gelua
-DATA consts<>+808(SB)/4, $0x3d372713 // gelua
-DATA consts<>+812(SB)/4, $0x3d372713 // gelua
-DATA consts<>+816(SB)/4, $0x3d372713 // gelua
-DATA consts<>+820(SB)/4, $0x3d372713 // gelua
-DATA consts<>+824(SB)/4, $0x3d372713 // gelua
-DATA consts<>+828(SB)/4, $0x3d372713 // gelua
-DATA consts<>+832(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+836(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+840(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+844(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+848(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+852(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+856(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+860(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+864(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+868(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+872(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+876(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+880(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+884(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+888(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+892(SB)/4, $0xbfcc422a // gelum2k
-DATA consts<>+896(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+900(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+904(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+908(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+912(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+916(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+920(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+924(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+928(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+932(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+936(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+940(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+944(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+948(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+952(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+956(SB)/4, $0x3fcc422a // gelu2k
-DATA consts<>+960(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+964(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+968(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+972(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+976(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+980(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+984(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+988(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+992(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+996(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+1000(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+1004(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+1008(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+1012(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+1016(SB)/4, $0x3e095d4f // gelu3a
-DATA consts<>+1020(SB)/4, $0x3e095d4f // gelu3a
-GLOBL consts<>(SB), RODATA|NOPTR, $1024
+DATA consts<>+64(SB)/4, $0xff800000 // neginf
+DATA consts<>+68(SB)/4, $0xff800000 // neginf
+DATA consts<>+72(SB)/4, $0xff800000 // neginf
+DATA consts<>+76(SB)/4, $0xff800000 // neginf
+DATA consts<>+80(SB)/4, $0xff800000 // neginf
+DATA consts<>+84(SB)/4, $0xff800000 // neginf
+DATA consts<>+88(SB)/4, $0xff800000 // neginf
+DATA consts<>+92(SB)/4, $0xff800000 // neginf
+DATA consts<>+96(SB)/4, $0xff800000 // neginf
+DATA consts<>+100(SB)/4, $0xff800000 // neginf
+DATA consts<>+104(SB)/4, $0xff800000 // neginf
+DATA consts<>+108(SB)/4, $0xff800000 // neginf
+DATA consts<>+112(SB)/4, $0xff800000 // neginf
+DATA consts<>+116(SB)/4, $0xff800000 // neginf
+DATA consts<>+120(SB)/4, $0xff800000 // neginf
+DATA consts<>+124(SB)/4, $0xff800000 // neginf
+DATA consts<>+128(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+132(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+136(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+140(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+144(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+148(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+152(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+156(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+160(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+164(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+168(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+172(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+176(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+180(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+184(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+188(SB)/4, $0x42b0c0a5 // exphi
+DATA consts<>+192(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+196(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+200(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+204(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+208(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+212(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+216(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+220(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+224(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+228(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+232(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+236(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+240(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+244(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+248(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+252(SB)/4, $0xc2ac0000 // explo
+DATA consts<>+256(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+260(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+264(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+268(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+272(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+276(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+280(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+284(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+288(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+292(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+296(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+300(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+304(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+308(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+312(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+316(SB)/4, $0x3fb8aa3b // log2e
+DATA consts<>+320(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+324(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+328(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+332(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+336(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+340(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+344(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+348(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+352(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+356(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+360(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+364(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+368(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+372(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+376(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+380(SB)/4, $0x3f318000 // ln2hi
+DATA consts<>+384(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+388(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+392(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+396(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+400(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+404(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+408(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+412(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+416(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+420(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+424(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+428(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+432(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+436(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+440(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+444(SB)/4, $0xb95e8083 // ln2lo
+DATA consts<>+448(SB)/4, $0x39506967 // p5
+DATA consts<>+452(SB)/4, $0x39506967 // p5
+DATA consts<>+456(SB)/4, $0x39506967 // p5
+DATA consts<>+460(SB)/4, $0x39506967 // p5
+DATA consts<>+464(SB)/4, $0x39506967 // p5
+DATA consts<>+468(SB)/4, $0x39506967 // p5
+DATA consts<>+472(SB)/4, $0x39506967 // p5
+DATA consts<>+476(SB)/4, $0x39506967 // p5
+DATA consts<>+480(SB)/4, $0x39506967 // p5
+DATA consts<>+484(SB)/4, $0x39506967 // p5
+DATA consts<>+488(SB)/4, $0x39506967 // p5
+DATA consts<>+492(SB)/4, $0x39506967 // p5
+DATA consts<>+496(SB)/4, $0x39506967 // p5
+DATA consts<>+500(SB)/4, $0x39506967 // p5
+DATA consts<>+504(SB)/4, $0x39506967 // p5
+DATA consts<>+508(SB)/4, $0x39506967 // p5
+DATA consts<>+512(SB)/4, $0x3ab743ce // p4
+DATA consts<>+516(SB)/4, $0x3ab743ce // p4
+DATA consts<>+520(SB)/4, $0x3ab743ce // p4
+DATA consts<>+524(SB)/4, $0x3ab743ce // p4
+DATA consts<>+528(SB)/4, $0x3ab743ce // p4
+DATA consts<>+532(SB)/4, $0x3ab743ce // p4
+DATA consts<>+536(SB)/4, $0x3ab743ce // p4
+DATA consts<>+540(SB)/4, $0x3ab743ce // p4
+DATA consts<>+544(SB)/4, $0x3ab743ce // p4
+DATA consts<>+548(SB)/4, $0x3ab743ce // p4
+DATA consts<>+552(SB)/4, $0x3ab743ce // p4
+DATA consts<>+556(SB)/4, $0x3ab743ce // p4
+DATA consts<>+560(SB)/4, $0x3ab743ce // p4
+DATA consts<>+564(SB)/4, $0x3ab743ce // p4
+DATA consts<>+568(SB)/4, $0x3ab743ce // p4
+DATA consts<>+572(SB)/4, $0x3ab743ce // p4
+DATA consts<>+576(SB)/4, $0x3c088908 // p3
+DATA consts<>+580(SB)/4, $0x3c088908 // p3
+DATA consts<>+584(SB)/4, $0x3c088908 // p3
+DATA consts<>+588(SB)/4, $0x3c088908 // p3
+DATA consts<>+592(SB)/4, $0x3c088908 // p3
+DATA consts<>+596(SB)/4, $0x3c088908 // p3
+DATA consts<>+600(SB)/4, $0x3c088908 // p3
+DATA consts<>+604(SB)/4, $0x3c088908 // p3
+DATA consts<>+608(SB)/4, $0x3c088908 // p3
+DATA consts<>+612(SB)/4, $0x3c088908 // p3
+DATA consts<>+616(SB)/4, $0x3c088908 // p3
+DATA consts<>+620(SB)/4, $0x3c088908 // p3
+DATA consts<>+624(SB)/4, $0x3c088908 // p3
+DATA consts<>+628(SB)/4, $0x3c088908 // p3
+DATA consts<>+632(SB)/4, $0x3c088908 // p3
+DATA consts<>+636(SB)/4, $0x3c088908 // p3
+DATA consts<>+640(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+644(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+648(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+652(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+656(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+660(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+664(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+668(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+672(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+676(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+680(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+684(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+688(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+692(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+696(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+700(SB)/4, $0x3d2aa9c1 // p2
+DATA consts<>+704(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+708(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+712(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+716(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+720(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+724(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+728(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+732(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+736(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+740(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+744(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+748(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+752(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+756(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+760(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+764(SB)/4, $0x3e2aaaaa // p1
+DATA consts<>+768(SB)/4, $0x3f000000 // p0
+DATA consts<>+772(SB)/4, $0x3f000000 // p0
+DATA consts<>+776(SB)/4, $0x3f000000 // p0
+DATA consts<>+780(SB)/4, $0x3f000000 // p0
+DATA consts<>+784(SB)/4, $0x3f000000 // p0
+DATA consts<>+788(SB)/4, $0x3f000000 // p0
+DATA consts<>+792(SB)/4, $0x3f000000 // p0
+DATA consts<>+796(SB)/4, $0x3f000000 // p0
+DATA consts<>+800(SB)/4, $0x3f000000 // p0
+DATA consts<>+804(SB)/4, $0x3f000000 // p0
+DATA consts<>+808(SB)/4, $0x3f000000 // p0
+DATA consts<>+812(SB)/4, $0x3f000000 // p0
+DATA consts<>+816(SB)/4, $0x3f000000 // p0
+DATA consts<>+820(SB)/4, $0x3f000000 // p0
+DATA consts<>+824(SB)/4, $0x3f000000 // p0
+DATA consts<>+828(SB)/4, $0x3f000000 // p0
+DATA consts<>+832(SB)/4, $0x3d372713 // gelua
+DATA consts<>+836(SB)/4, $0x3d372713 // gelua
+DATA consts<>+840(SB)/4, $0x3d372713 // gelua
+DATA consts<>+844(SB)/4, $0x3d372713 // gelua
+DATA consts<>+848(SB)/4, $0x3d372713 // gelua
+DATA consts<>+852(SB)/4, $0x3d372713 // gelua
+DATA consts<>+856(SB)/4, $0x3d372713 // gelua
+DATA consts<>+860(SB)/4, $0x3d372713 // gelua
+DATA consts<>+864(SB)/4, $0x3d372713 // gelua
+DATA consts<>+868(SB)/4, $0x3d372713 // gelua
+DATA consts<>+872(SB)/4, $0x3d372713 // gelua
+DATA consts<>+876(SB)/4, $0x3d372713 // gelua
+DATA consts<>+880(SB)/4, $0x3d372713 // gelua
+DATA consts<>+884(SB)/4, $0x3d372713 // gelua
+DATA consts<>+888(SB)/4, $0x3d372713 // gelua
+DATA consts<>+892(SB)/4, $0x3d372713 // gelua
+DATA consts<>+896(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+900(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+904(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+908(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+912(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+916(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+920(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+924(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+928(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+932(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+936(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+940(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+944(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+948(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+952(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+956(SB)/4, $0xbfcc422a // gelum2k
+DATA consts<>+960(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+964(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+968(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+972(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+976(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+980(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+984(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+988(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+992(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+996(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1000(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1004(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1008(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1012(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1016(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1020(SB)/4, $0x3fcc422a // gelu2k
+DATA consts<>+1024(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1028(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1032(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1036(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1040(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1044(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1048(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1052(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1056(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1060(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1064(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1068(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1072(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1076(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1080(SB)/4, $0x3e095d4f // gelu3a
+DATA consts<>+1084(SB)/4, $0x3e095d4f // gelu3a
+GLOBL consts<>(SB), RODATA|NOPTR, $1088
 
 // func axpyF32AVX2
 TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-64
@@ -2127,21 +2143,21 @@ TEXT ·geluAVX2(SB), NOSPLIT, $0-24
 loop:
 	VMOVUPS (SI), Y0
 	VMULPS Y0, Y0, Y1
-	VMULPS consts<>+768(SB), Y1, Y1
-	VFMADD213PS Y0, Y0, Y1
 	VMULPS consts<>+832(SB), Y1, Y1
-	VMINPS consts<>+64(SB), Y1, Y1
-	VMAXPS consts<>+128(SB), Y1, Y1
-	VMULPS consts<>+192(SB), Y1, Y2
+	VFMADD213PS Y0, Y0, Y1
+	VMULPS consts<>+896(SB), Y1, Y1
+	VMINPS consts<>+128(SB), Y1, Y1
+	VMAXPS consts<>+192(SB), Y1, Y1
+	VMULPS consts<>+256(SB), Y1, Y2
 	VROUNDPS $0, Y2, Y2
-	VFNMADD231PS consts<>+256(SB), Y2, Y1
 	VFNMADD231PS consts<>+320(SB), Y2, Y1
-	VMOVUPS consts<>+384(SB), Y3
-	VFMADD213PS consts<>+448(SB), Y1, Y3
+	VFNMADD231PS consts<>+384(SB), Y2, Y1
+	VMOVUPS consts<>+448(SB), Y3
 	VFMADD213PS consts<>+512(SB), Y1, Y3
 	VFMADD213PS consts<>+576(SB), Y1, Y3
 	VFMADD213PS consts<>+640(SB), Y1, Y3
 	VFMADD213PS consts<>+704(SB), Y1, Y3
+	VFMADD213PS consts<>+768(SB), Y1, Y3
 	VMULPS Y1, Y3, Y3
 	VFMADD213PS Y1, Y1, Y3
 	VADDPS consts<>+0(SB), Y3, Y3
@@ -2170,21 +2186,21 @@ TEXT ·geluBackwardAVX2(SB), NOSPLIT, $0-32
 loop:
 	VMOVUPS (SI), Y0
 	VMULPS Y0, Y0, Y1
-	VMULPS consts<>+768(SB), Y1, Y2
+	VMULPS consts<>+832(SB), Y1, Y2
 	VFMADD213PS Y0, Y0, Y2
-	VMULPS consts<>+832(SB), Y2, Y2
-	VMINPS consts<>+64(SB), Y2, Y2
-	VMAXPS consts<>+128(SB), Y2, Y2
-	VMULPS consts<>+192(SB), Y2, Y3
+	VMULPS consts<>+896(SB), Y2, Y2
+	VMINPS consts<>+128(SB), Y2, Y2
+	VMAXPS consts<>+192(SB), Y2, Y2
+	VMULPS consts<>+256(SB), Y2, Y3
 	VROUNDPS $0, Y3, Y3
-	VFNMADD231PS consts<>+256(SB), Y3, Y2
 	VFNMADD231PS consts<>+320(SB), Y3, Y2
-	VMOVUPS consts<>+384(SB), Y4
-	VFMADD213PS consts<>+448(SB), Y2, Y4
+	VFNMADD231PS consts<>+384(SB), Y3, Y2
+	VMOVUPS consts<>+448(SB), Y4
 	VFMADD213PS consts<>+512(SB), Y2, Y4
 	VFMADD213PS consts<>+576(SB), Y2, Y4
 	VFMADD213PS consts<>+640(SB), Y2, Y4
 	VFMADD213PS consts<>+704(SB), Y2, Y4
+	VFMADD213PS consts<>+768(SB), Y2, Y4
 	VMULPS Y2, Y4, Y4
 	VFMADD213PS Y2, Y2, Y4
 	VADDPS consts<>+0(SB), Y4, Y4
@@ -2198,8 +2214,8 @@ loop:
 	VSUBPS Y3, Y4, Y4
 	VMULPS Y3, Y4, Y4
 	VMULPS Y0, Y4, Y4
-	VMULPS consts<>+896(SB), Y4, Y4
-	VMULPS consts<>+960(SB), Y1, Y1
+	VMULPS consts<>+960(SB), Y4, Y4
+	VMULPS consts<>+1024(SB), Y1, Y1
 	VADDPS consts<>+0(SB), Y1, Y1
 	VFMADD213PS Y3, Y1, Y4
 	VMULPS (DX), Y4, Y4
@@ -2224,18 +2240,18 @@ TEXT ·expSumAVX2(SB), NOSPLIT, $0-28
 loop:
 	VMOVUPS (SI), Y0
 	VSUBPS Y5, Y0, Y0
-	VMINPS consts<>+64(SB), Y0, Y0
-	VMAXPS consts<>+128(SB), Y0, Y0
-	VMULPS consts<>+192(SB), Y0, Y1
+	VMINPS consts<>+128(SB), Y0, Y0
+	VMAXPS consts<>+192(SB), Y0, Y0
+	VMULPS consts<>+256(SB), Y0, Y1
 	VROUNDPS $0, Y1, Y1
-	VFNMADD231PS consts<>+256(SB), Y1, Y0
 	VFNMADD231PS consts<>+320(SB), Y1, Y0
-	VMOVUPS consts<>+384(SB), Y2
-	VFMADD213PS consts<>+448(SB), Y0, Y2
+	VFNMADD231PS consts<>+384(SB), Y1, Y0
+	VMOVUPS consts<>+448(SB), Y2
 	VFMADD213PS consts<>+512(SB), Y0, Y2
 	VFMADD213PS consts<>+576(SB), Y0, Y2
 	VFMADD213PS consts<>+640(SB), Y0, Y2
 	VFMADD213PS consts<>+704(SB), Y0, Y2
+	VFMADD213PS consts<>+768(SB), Y0, Y2
 	VMULPS Y0, Y2, Y2
 	VFMADD213PS Y0, Y0, Y2
 	VADDPS consts<>+0(SB), Y2, Y2
@@ -2272,6 +2288,27 @@ loop:
 	SUBQ $8, CX
 	JNZ loop
 done:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXSS X1, X0, X0
+	VMOVSS X0, m+16(FP)
+	VZEROUPPER
+	RET
+
+// func maxNumAVX2
+TEXT ·maxNumAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS consts<>+64(SB), Y0
+loop:
+	VMOVUPS (SI), Y1
+	VMAXPS Y0, Y1, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JNZ loop
 	VEXTRACTF128 $1, Y0, X1
 	VMAXPS X1, X0, X0
 	VPERMILPS $0x4e, X0, X1
@@ -5360,21 +5397,21 @@ TEXT ·geluAVX512(SB), NOSPLIT, $0-24
 loop:
 	VMOVUPS (SI), Z0
 	VMULPS Z0, Z0, Z1
-	VMULPS consts<>+768(SB), Z1, Z1
-	VFMADD213PS Z0, Z0, Z1
 	VMULPS consts<>+832(SB), Z1, Z1
-	VMINPS consts<>+64(SB), Z1, Z1
-	VMAXPS consts<>+128(SB), Z1, Z1
-	VMULPS consts<>+192(SB), Z1, Z2
+	VFMADD213PS Z0, Z0, Z1
+	VMULPS consts<>+896(SB), Z1, Z1
+	VMINPS consts<>+128(SB), Z1, Z1
+	VMAXPS consts<>+192(SB), Z1, Z1
+	VMULPS consts<>+256(SB), Z1, Z2
 	VRNDSCALEPS $0, Z2, Z2
-	VFNMADD231PS consts<>+256(SB), Z2, Z1
 	VFNMADD231PS consts<>+320(SB), Z2, Z1
-	VMOVUPS consts<>+384(SB), Z3
-	VFMADD213PS consts<>+448(SB), Z1, Z3
+	VFNMADD231PS consts<>+384(SB), Z2, Z1
+	VMOVUPS consts<>+448(SB), Z3
 	VFMADD213PS consts<>+512(SB), Z1, Z3
 	VFMADD213PS consts<>+576(SB), Z1, Z3
 	VFMADD213PS consts<>+640(SB), Z1, Z3
 	VFMADD213PS consts<>+704(SB), Z1, Z3
+	VFMADD213PS consts<>+768(SB), Z1, Z3
 	VMULPS Z1, Z3, Z3
 	VFMADD213PS Z1, Z1, Z3
 	VADDPS consts<>+0(SB), Z3, Z3
@@ -5403,21 +5440,21 @@ TEXT ·geluBackwardAVX512(SB), NOSPLIT, $0-32
 loop:
 	VMOVUPS (SI), Z0
 	VMULPS Z0, Z0, Z1
-	VMULPS consts<>+768(SB), Z1, Z2
+	VMULPS consts<>+832(SB), Z1, Z2
 	VFMADD213PS Z0, Z0, Z2
-	VMULPS consts<>+832(SB), Z2, Z2
-	VMINPS consts<>+64(SB), Z2, Z2
-	VMAXPS consts<>+128(SB), Z2, Z2
-	VMULPS consts<>+192(SB), Z2, Z3
+	VMULPS consts<>+896(SB), Z2, Z2
+	VMINPS consts<>+128(SB), Z2, Z2
+	VMAXPS consts<>+192(SB), Z2, Z2
+	VMULPS consts<>+256(SB), Z2, Z3
 	VRNDSCALEPS $0, Z3, Z3
-	VFNMADD231PS consts<>+256(SB), Z3, Z2
 	VFNMADD231PS consts<>+320(SB), Z3, Z2
-	VMOVUPS consts<>+384(SB), Z4
-	VFMADD213PS consts<>+448(SB), Z2, Z4
+	VFNMADD231PS consts<>+384(SB), Z3, Z2
+	VMOVUPS consts<>+448(SB), Z4
 	VFMADD213PS consts<>+512(SB), Z2, Z4
 	VFMADD213PS consts<>+576(SB), Z2, Z4
 	VFMADD213PS consts<>+640(SB), Z2, Z4
 	VFMADD213PS consts<>+704(SB), Z2, Z4
+	VFMADD213PS consts<>+768(SB), Z2, Z4
 	VMULPS Z2, Z4, Z4
 	VFMADD213PS Z2, Z2, Z4
 	VADDPS consts<>+0(SB), Z4, Z4
@@ -5431,8 +5468,8 @@ loop:
 	VSUBPS Z3, Z4, Z4
 	VMULPS Z3, Z4, Z4
 	VMULPS Z0, Z4, Z4
-	VMULPS consts<>+896(SB), Z4, Z4
-	VMULPS consts<>+960(SB), Z1, Z1
+	VMULPS consts<>+960(SB), Z4, Z4
+	VMULPS consts<>+1024(SB), Z1, Z1
 	VADDPS consts<>+0(SB), Z1, Z1
 	VFMADD213PS Z3, Z1, Z4
 	VMULPS (DX), Z4, Z4
@@ -5457,18 +5494,18 @@ TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
 loop:
 	VMOVUPS (SI), Z0
 	VSUBPS Z5, Z0, Z0
-	VMINPS consts<>+64(SB), Z0, Z0
-	VMAXPS consts<>+128(SB), Z0, Z0
-	VMULPS consts<>+192(SB), Z0, Z1
+	VMINPS consts<>+128(SB), Z0, Z0
+	VMAXPS consts<>+192(SB), Z0, Z0
+	VMULPS consts<>+256(SB), Z0, Z1
 	VRNDSCALEPS $0, Z1, Z1
-	VFNMADD231PS consts<>+256(SB), Z1, Z0
 	VFNMADD231PS consts<>+320(SB), Z1, Z0
-	VMOVUPS consts<>+384(SB), Z2
-	VFMADD213PS consts<>+448(SB), Z0, Z2
+	VFNMADD231PS consts<>+384(SB), Z1, Z0
+	VMOVUPS consts<>+448(SB), Z2
 	VFMADD213PS consts<>+512(SB), Z0, Z2
 	VFMADD213PS consts<>+576(SB), Z0, Z2
 	VFMADD213PS consts<>+640(SB), Z0, Z2
 	VFMADD213PS consts<>+704(SB), Z0, Z2
+	VFMADD213PS consts<>+768(SB), Z0, Z2
 	VMULPS Z0, Z2, Z2
 	VFMADD213PS Z0, Z0, Z2
 	VADDPS consts<>+0(SB), Z2, Z2
@@ -5507,6 +5544,29 @@ loop:
 	SUBQ $16, CX
 	JNZ loop
 done:
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF32X4 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXSS X1, X0, X0
+	VMOVSS X0, m+16(FP)
+	VZEROUPPER
+	RET
+
+// func maxNumAVX512
+TEXT ·maxNumAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS consts<>+64(SB), Z0
+loop:
+	VMOVUPS (SI), Z1
+	VMAXPS Z0, Z1, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JNZ loop
 	VEXTRACTF32X8 $1, Z0, Y1
 	VMAXPS Y1, Y0, Y0
 	VEXTRACTF32X4 $1, Y0, X1

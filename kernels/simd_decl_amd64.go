@@ -105,6 +105,9 @@ func expSumAVX2(x *float32, n int, m float32) (sum float32)
 func maxAVX2(x *float32, n int) (m float32)
 
 //go:noescape
+func maxNumAVX2(x *float32, n int) (m float32)
+
+//go:noescape
 func sumAVX2(x *float32, n int) (sum float32)
 
 //go:noescape
@@ -229,6 +232,9 @@ func expSumAVX512(x *float32, n int, m float32) (sum float32)
 
 //go:noescape
 func maxAVX512(x *float32, n int) (m float32)
+
+//go:noescape
+func maxNumAVX512(x *float32, n int) (m float32)
 
 //go:noescape
 func sumAVX512(x *float32, n int) (sum float32)

@@ -1,6 +1,10 @@
 package sample
 
-import "math"
+import (
+	"math"
+
+	"github.com/gpt2go/gpt2/kernels"
+)
 
 // A cand is a candidate token with its weight: a logit or log-probability
 // while candidates are selected, then an unnormalised probability.
@@ -37,20 +41,32 @@ func topCands[F float32 | float64](dst []cand, z []F, k int) []cand {
 	base := len(dst)
 	limit := base + max(2*k, k+512)
 	thresh := F(math.Inf(-1))
-	for i, v := range z {
-		if v <= thresh || v != v {
+	// For float32 logits, blocks whose largest value (from the vector
+	// kernel) is not above the threshold are skipped whole: the threshold
+	// only rises, so none of their values would pass. A NaN maximum fails
+	// the test and the block is scanned as usual.
+	z32, _ := any(z).([]float32)
+	for i0 := 0; i0 < len(z); i0 += selectBlock {
+		i1 := min(i0+selectBlock, len(z))
+		if z32 != nil && kernels.Max(z32[i0:i1]) <= float32(thresh) {
 			continue
 		}
-		dst = append(dst, cand{float64(v), i})
-		if len(dst) == limit {
-			c := dst[base:]
-			selectTop(c, k)
-			dst = dst[:base+k]
-			low := c[0].w
-			for _, x := range c[1:k] {
-				low = min(low, x.w)
+		for i := i0; i < i1; i++ {
+			v := z[i]
+			if v <= thresh || v != v {
+				continue
 			}
-			thresh = F(low)
+			dst = append(dst, cand{float64(v), i})
+			if len(dst) == limit {
+				c := dst[base:]
+				selectTop(c, k)
+				dst = dst[:base+k]
+				low := c[0].w
+				for _, x := range c[1:k] {
+					low = min(low, x.w)
+				}
+				thresh = F(low)
+			}
 		}
 	}
 	if c := dst[base:]; len(c) > k {
@@ -59,6 +75,9 @@ func topCands[F float32 | float64](dst []cand, z []F, k int) []cand {
 	}
 	return dst
 }
+
+// selectBlock is how many logits topCands rules out at a time.
+const selectBlock = 64
 
 // partition reorders c around a pivot (its middle element) so that the
 // candidates ranked before the pivot come first, and returns the pivot's

@@ -948,6 +948,7 @@ var consts = []struct {
 	v    float32
 }{
 	{"one", 1},
+	{"neginf", float32(math.Inf(-1))},
 	{"exphi", 88.3762626647949},
 	{"explo", -86},
 	{"log2e", 1.44269504088896341},
@@ -1105,6 +1106,26 @@ func genExpSum(s isa) {
 }
 
 // genMax returns the largest of x[:n], n > 0.
+// genMaxNum returns the largest value of x[:n] (n a positive multiple of
+// the lane count) that is not NaN, or -Inf if there is none: VMAXPS gives
+// its second source when either is NaN, and the running maximum is that
+// source.
+func genMaxNum(s isa) {
+	fr := text("maxNum"+s.name, "", []param{p("x", "*float32"), p("n", "int")}, f("m"))
+	fr.arg("x", "SI")
+	fr.arg("n", "CX")
+	emit("VMOVUPS %s, %s", c("neginf"), s.r(0))
+	label("loop")
+	emit("VMOVUPS (SI), %s", s.r(1))
+	emit("VMAXPS %s, %s, %s", s.r(0), s.r(1), s.r(0))
+	emit("ADDQ $%d, SI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
+	emit("JNZ loop")
+	reduceOp(s, 0, 1, "VMAXPS", "VMAXSS")
+	emit("VMOVSS X0, %s", fr.mem("m"))
+	ret()
+}
+
 func genMax(s isa) {
 	fr := text("max"+s.name, "", []param{p("x", "*float32"), p("n", "int")}, f("m"))
 	fr.arg("x", "SI")
@@ -1421,6 +1442,7 @@ func main() {
 		genGeluBackward(s)
 		genExpSum(s)
 		genMax(s)
+		genMaxNum(s)
 		genSum(s, false)
 		genSum(s, true)
 		genLNApply(s)
