@@ -94,9 +94,9 @@ const pcgStream = 0x9e3779b97f4a7c15
 // penalties touch only the tokens they apply to (on a copy), greedy
 // decoding and top-k make a single pass, and exponentials are taken of
 // the candidates that survive top-k only. Without top-k, the draw needs
-// the exponentials of the whole vocabulary: at plain temperature the
-// kernels' vector exponential, for top-p the table one of expNonPos
-// (cheaper than math.Exp), which its histogram pass needs in float64.
+// the exponentials of the whole vocabulary: the kernels' vector
+// exponential (see vectorWeights), or, for logits it cannot take, the
+// float64 table exponential of expNonPos (cheaper than math.Exp).
 type Sampler struct {
 	p     Params
 	vocab int
@@ -112,7 +112,7 @@ type Sampler struct {
 
 	z     []float32                // scratch: adjusted logits
 	w     []float64                // scratch: weights of the whole vocabulary
-	w32   []float32                // scratch: sampleAll's weights
+	w32   []float32                // scratch: vectorWeights's weights
 	cands []cand                   // scratch: candidates
 	hist  *[nucleusBuckets]float64 // scratch: top-p's histogram
 }
@@ -242,43 +242,56 @@ func weigh(c []cand, hi, inv float64) {
 	}
 }
 
-// sampleAll draws from the whole vocabulary at temperature 1/inv. The
-// weights and their sum come from the kernels' vector exponential in
-// float32 (relative error about 1e-7 per weight, far below anything a draw
-// can show; float64 exponentials one at a time cost five times as much).
-// Logits the vector path cannot take (NaN, infinities, a temperature whose
-// scaling overflows) take sampleAllExact.
-func (s *Sampler) sampleAll(z []float32, inv float64) int {
+// vectorWeights sets the weights of the whole vocabulary at temperature
+// 1/inv, e^((z[i]-hi)*inv) for the largest logit hi, with the kernels'
+// vector exponential in float32 (relative error about 1e-7 per weight, far
+// below anything a draw can show; float64 exponentials one at a time cost
+// five times as much), and returns them, hi and their sum. It reports
+// false for logits it cannot take: NaN among them, an infinite one, or a
+// temperature whose scaling overflows. A banned token (-Inf) gets the
+// smallest normal weight, not zero: callers must skip it.
+func (s *Sampler) vectorWeights(z []float32, inv float64) (w []float32, hi float32, total float64, ok bool) {
 	hi, a := kernels.Max(z), float32(inv)
-	if hi-hi == 0 && a > 0 && a-a == 0 { // both finite
-		if s.w32 == nil {
-			s.w32 = make([]float32, s.vocab)
+	if hi-hi != 0 || !(a > 0) || a-a != 0 { // not both finite
+		return nil, 0, 0, false
+	}
+	if s.w32 == nil {
+		s.w32 = make([]float32, s.vocab)
+	}
+	w = s.w32[:len(z)]
+	// Every weight is at most e^0 = 1, and the largest logit's is 1, so a
+	// sum outside [1, len(z)] means a NaN among the logits (Max passes
+	// over it; the vector exponential takes it to its upper clamp) or
+	// overflow.
+	total = float64(kernels.Exp(w, z, hi, a))
+	if !(total >= 1 && total <= float64(len(z))) {
+		return nil, 0, 0, false
+	}
+	return w, hi, total, true
+}
+
+// sampleAll draws from the whole vocabulary at temperature 1/inv, with
+// vectorWeights, or sampleAllExact where it cannot.
+func (s *Sampler) sampleAll(z []float32, inv float64) int {
+	w, _, total, ok := s.vectorWeights(z, inv)
+	if !ok {
+		return s.sampleAllExact(z, inv)
+	}
+	negInf := float32(math.Inf(-1))
+	u := s.rng.Float64() * total
+	last := 0
+	var acc float64
+	for i, v := range w {
+		if z[i] == negInf { // banned: never drawn
+			continue
 		}
-		w := s.w32[:len(z)]
-		// Every weight is at most e^0 = 1, and the largest logit's is 1,
-		// so a sum outside [1, len(z)] means a NaN among the logits (the
-		// vector exponential takes NaN to its upper clamp) or overflow.
-		total := float64(kernels.Exp(w, z, hi, a))
-		if total >= 1 && total <= float64(len(z)) {
-			u := s.rng.Float64() * total
-			last := -1
-			var acc float64
-			for i, v := range w {
-				// A banned token (-Inf) has the smallest normal weight, not
-				// zero: it must never be drawn.
-				if !(z[i] > -math.MaxFloat32) {
-					continue
-				}
-				last = i
-				acc += float64(v)
-				if u < acc {
-					return i
-				}
-			}
-			return last // rounding left u at the very top
+		last = i
+		acc += float64(v)
+		if u < acc {
+			return i
 		}
 	}
-	return s.sampleAllExact(z, inv)
+	return last // rounding left u at the very top
 }
 
 // sampleAllExact is sampleAll with float64 weights, for logits with NaNs
@@ -323,9 +336,14 @@ func (s *Sampler) sampleNucleus(z []float32, inv float64) int {
 	}
 	hist := s.hist
 	*hist = [nucleusBuckets]float64{}
-	hi, total, ok := s.histVector(z, inv, hist)
-	if !ok {
-		*hist = [nucleusBuckets]float64{}
+	var hi float64
+	w, h, total, ok := s.vectorWeights(z, inv)
+	if ok {
+		hi = float64(h)
+		for i, v := range w {
+			hist[bucket((float64(z[i])-hi)*inv)] += float64(v)
+		}
+	} else {
 		top := argmax(z)
 		hi = float64(z[top])
 		if math.IsInf(hi, 0) || hi != hi {
@@ -363,30 +381,6 @@ func (s *Sampler) sampleNucleus(z []float32, inv float64) int {
 	}
 	s.cands = c
 	return s.draw(c[:selectNucleus(c, target)])
-}
-
-// histVector is expSumHist with the weights from the kernels' vector
-// exponential, as in sampleAll; it returns the largest logit, the sum of
-// the weights, and false for logits it cannot take (see sampleAll), which
-// leave hist to be cleared.
-func (s *Sampler) histVector(z []float32, inv float64, hist *[nucleusBuckets]float64) (hi, total float64, ok bool) {
-	h, a := kernels.Max(z), float32(inv)
-	if h-h != 0 || !(a > 0) || a-a != 0 {
-		return 0, 0, false
-	}
-	if s.w32 == nil {
-		s.w32 = make([]float32, s.vocab)
-	}
-	w := s.w32[:len(z)]
-	total = float64(kernels.Exp(w, z, h, a))
-	if !(total >= 1 && total <= float64(len(z))) {
-		return 0, 0, false
-	}
-	hi = float64(h)
-	for i, v := range w {
-		hist[bucket((float64(z[i])-hi)*inv)] += float64(v)
-	}
-	return hi, total, true
 }
 
 // adjust returns the first vocab logits with the logit bias and the
