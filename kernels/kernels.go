@@ -357,13 +357,13 @@ func MatMulT(out, x []float32, n int, w *Mat) {
 	im := active()
 	t := matMulTTasks.get()
 	*t = matMulTTask{im: im, out: out, x: x, n: n, w: w}
+	pieces := 1
 	if n >= 2 {
 		// Batched, the product is compute-bound: pieces claimed as threads
 		// come free balance threads that run at different speeds.
-		parallelPieces(m, grain(16, n*max(k, 1)), balancePieces, t)
-	} else {
-		parallel(m, grain(16, n*max(k, 1)), t)
+		pieces = balancePieces
 	}
+	parallelPieces(m, grain(16, n*max(k, 1)), pieces, t)
 	matMulTTasks.put(t)
 }
 
@@ -695,14 +695,9 @@ func Max(x []float32) float32 {
 		return maxRef(x)
 	}
 	nv := len(x) - len(x)%im.lanes
-	m := float32(math.Inf(-1))
+	m := maxRef(x[nv:])
 	if nv > 0 {
-		m = im.maxNum(&x[0], nv)
-	}
-	for _, v := range x[nv:] {
-		if v > m {
-			m = v
-		}
+		m = max(m, im.maxNum(&x[0], nv)) // neither is NaN
 	}
 	return m
 }

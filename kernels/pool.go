@@ -45,11 +45,15 @@ type call struct {
 
 const maxPieces = 1<<16 - 1
 
+// unpackState unpacks a call's state: how many pieces it has, and the next
+// one to claim.
+func unpackState(s uint64) (parts, next int) { return int(s >> 16 & 0xffff), int(s & 0xffff) }
+
 // claim takes the next unclaimed piece of c, if any.
 func (c *call) claim() (lo, hi int, ok bool) {
 	for {
 		s := c.state.Load()
-		parts, next := int(s>>16&0xffff), int(s&0xffff)
+		parts, next := unpackState(s)
 		if next >= parts {
 			return 0, 0, false
 		}
@@ -138,7 +142,7 @@ func spin() {
 	deadline := time.Now().Add(spinFor)
 	for i := 0; ; i++ {
 		if c := offer.Load(); c != nil {
-			if _, _, ok := c.peek(); ok {
+			if c.peek() {
 				finish(c, c.work())
 				deadline = time.Now().Add(spinFor)
 				continue
@@ -151,10 +155,9 @@ func spin() {
 }
 
 // peek reports whether c has a piece left to claim, without claiming it.
-func (c *call) peek() (parts, next int, ok bool) {
-	s := c.state.Load()
-	parts, next = int(s>>16&0xffff), int(s&0xffff)
-	return parts, next, next < parts
+func (c *call) peek() bool {
+	parts, next := unpackState(c.state.Load())
+	return next < parts
 }
 
 // Parallel calls fn over [0, n) split into at most Threads() contiguous

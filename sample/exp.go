@@ -1,6 +1,10 @@
 package sample
 
-import "math"
+import (
+	"math"
+
+	"github.com/gpt2go/gpt2/kernels"
+)
 
 // Sampling a token and scoring it come down to exponentials of the
 // logits, tens of thousands per token, a cost that batching cannot share.
@@ -157,47 +161,10 @@ func expFill(w []float64, z []float32, hi, inv float64) float64 {
 // index on ties; NaN counts as -Inf, and if nothing is larger than -Inf it
 // returns 0.
 func argmax(z []float32) int {
-	// Eight running maxima, each over every eighth value, so that the
-	// comparisons do not wait on each other; then the first index that
-	// holds the largest.
-	inf := float32(math.Inf(-1))
-	m0, m1, m2, m3, m4, m5, m6, m7 := inf, inf, inf, inf, inf, inf, inf, inf
-	i := 0
-	for ; i+8 <= len(z); i += 8 {
-		b := z[i : i+8 : i+8]
-		if b[0] > m0 {
-			m0 = b[0]
-		}
-		if b[1] > m1 {
-			m1 = b[1]
-		}
-		if b[2] > m2 {
-			m2 = b[2]
-		}
-		if b[3] > m3 {
-			m3 = b[3]
-		}
-		if b[4] > m4 {
-			m4 = b[4]
-		}
-		if b[5] > m5 {
-			m5 = b[5]
-		}
-		if b[6] > m6 {
-			m6 = b[6]
-		}
-		if b[7] > m7 {
-			m7 = b[7]
-		}
-	}
-	for ; i < len(z); i++ {
-		if z[i] > m0 {
-			m0 = z[i]
-		}
-	}
-	// No maximum is NaN: a comparison with NaN is false.
-	best := max(m0, m1, m2, m3, m4, m5, m6, m7)
-	if best == inf {
+	// The vector maximum passes over NaN and is -Inf only if nothing is
+	// larger; then the first index that holds it.
+	best := kernels.Max(z)
+	if math.IsInf(float64(best), -1) {
 		return 0 // nothing above -Inf
 	}
 	for i, v := range z {
