@@ -17,11 +17,29 @@ func benchMat(b *testing.B, rows, cols int, dt DType) Mat {
 	return m
 }
 
+// linearMat is a layer's weight matrix [in, out] as a model holds it:
+// q8_0 transposed, for the integer kernels.
+func linearMat(b *testing.B, r *rand.Rand, in, out int, dt DType) Mat {
+	m, _ := randMat(b, r, in, out, F32)
+	if dt == Q8_0 {
+		t, err := m.ConvertQ8T()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return t
+	}
+	c, err := m.Convert(dt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
 func BenchmarkMatMulDecode(b *testing.B) {
 	for _, dt := range dtypes {
 		for _, sh := range [][2]int{{768, 3072}, {3072, 768}} {
 			b.Run(fmt.Sprintf("%v/%dx%d", dt, sh[0], sh[1]), func(b *testing.B) {
-				w := benchMat(b, sh[0], sh[1], dt)
+				w := linearMat(b, rand.New(rand.NewPCG(1, 1)), sh[0], sh[1], dt)
 				x := make([]float32, sh[0])
 				out := make([]float32, sh[1])
 				bias := make([]float32, sh[1])
@@ -57,7 +75,7 @@ func BenchmarkMatMulPrefill(b *testing.B) {
 		for _, sh := range [][3]int{{512, 768, 2304}, {512, 768, 3072}, {512, 3072, 768}} {
 			n, k, m := sh[0], sh[1], sh[2]
 			b.Run(fmt.Sprintf("%v/%dx%dx%d", dt, n, k, m), func(b *testing.B) {
-				w := benchMat(b, k, m, dt)
+				w := linearMat(b, rand.New(rand.NewPCG(1, 1)), k, m, dt)
 				x := uniform(rand.New(rand.NewPCG(2, 2)), n*k, 1)
 				out := make([]float32, n*m)
 				for b.Loop() {
@@ -153,7 +171,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 			var bytes int64
 			for range 12 {
 				for _, sh := range [][2]int{{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}} {
-					w, _ := randMat(b, r, sh[0], sh[1], dt)
+					w := linearMat(b, r, sh[0], sh[1], dt)
 					ws = append(ws, w)
 					bytes += w.Bytes()
 				}

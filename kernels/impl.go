@@ -20,7 +20,13 @@ type impl struct {
 	axpy [4]func(y, x *float32, w unsafe.Pointer, ldw, k, n int, s *float32, lds int)
 	dot  [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int)
 	cvt  [4]func(dst *float32, src unsafe.Pointer, n int) // F16, BF16
-	cvtQ func(dst *float32, src unsafe.Pointer, n int, s *float32)
+	// dotQ8Q8 is the q8_0 integer dot product of quantized rows of x with
+	// rows of weights (see q8.go and internal/asmgen); nil in the generic
+	// implementation.
+	// dotQ8Q8Tile is dotQ8Q8 for q8TileMX rows of x at once (nil where
+	// there is none).
+	dotQ8Q8, dotQ8Q8Tile func(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int)
+	q8TileMX             int
 
 	// dotTile is the register-tiled MatMulT kernel for many rows of x, by
 	// weight type (q8_0 weights are converted first: nil entry): tileMR

@@ -19,9 +19,9 @@ func simdImpls() []*impl {
 		out = append(out, &impl{
 			name: "avx2", simd: true, lanes: avx2Lanes,
 			axpy:    [4]func(y, x *float32, w unsafe.Pointer, ldw, k, n int, s *float32, lds int){axpyF32AVX2, axpyF16AVX2, axpyBF16AVX2, axpyQ8AVX2},
-			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX2, dotF16AVX2, dotBF16AVX2, dotQ8AVX2},
+			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX2, dotF16AVX2, dotBF16AVX2, nil},
 			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX2, BF16: cvtBF16AVX2},
-			cvtQ:    cvtQ8AVX2,
+			dotQ8Q8: dotQ8Q8x1AVX2,
 			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileF32AVX2, dotTileF16AVX2, dotTileBF16AVX2, nil}, tileMR: avx2TileMR, tileNR: avx2TileNR,
 			gemm: gemmAVX2, pack: [4]func(dst *float32, src unsafe.Pointer, panels, ldd int){packF32AVX2, packF16AVX2, packBF16AVX2, packQ8AVX2}, gemmMR: avx2GemmMR, gemmNR: avx2GemmNR, gemmKC: 256,
 			gemmQ8: gemmQ8AVX2, gemmDirect: [4]func(kc int, a *float32, lda int, b unsafe.Pointer, ldb int, c *float32, ldc int, bias *float32){gemmDirectF32AVX2, gemmDirectF16AVX2, gemmDirectBF16AVX2, nil},
@@ -35,9 +35,9 @@ func simdImpls() []*impl {
 		out = append(out, &impl{
 			name: "avx512", simd: true, lanes: avx512Lanes,
 			axpy:    [4]func(y, x *float32, w unsafe.Pointer, ldw, k, n int, s *float32, lds int){axpyF32AVX512, axpyF16AVX512, axpyBF16AVX512, axpyQ8AVX512},
-			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX512, dotF16AVX512, dotBF16AVX512, dotQ8AVX512},
+			dot:     [4]func(out, x *float32, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int){dotF32AVX512, dotF16AVX512, dotBF16AVX512, nil},
 			cvt:     [4]func(dst *float32, src unsafe.Pointer, n int){F16: cvtF16AVX512, BF16: cvtBF16AVX512},
-			cvtQ:    cvtQ8AVX512,
+			dotQ8Q8: dotQ8Q8x1AVX512, dotQ8Q8Tile: dotQ8Q8x3AVX512, q8TileMX: avx512Q8TileMX,
 			dotTile: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileF32AVX512, dotTileF16AVX512, dotTileBF16AVX512, nil}, tileMR: avx512TileMR, tileNR: avx512TileNR,
 			dotTileEdge: [4]func(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw, k, tiles int, pf unsafe.Pointer, pfs int){dotTileEdgeF32AVX512, dotTileEdgeF16AVX512, dotTileEdgeBF16AVX512, nil}, tileEdgeMR: avx512TileEdgeMR,
 			gemm: gemmAVX512, pack: [4]func(dst *float32, src unsafe.Pointer, panels, ldd int){packF32AVX512, packF16AVX512, packBF16AVX512, packQ8AVX512}, gemmMR: avx512GemmMR, gemmNR: avx512GemmNR, gemmKC: 128,
@@ -47,6 +47,10 @@ func simdImpls() []*impl {
 			attnAccum4: attnAccum4AVX512, attnAccum2: attnAccum2AVX512, attnAccum1: attnAccum1AVX512,
 			copyNT: copyNTAVX512, readSum: readSumAVX512, fmaLoop: fmaLoopAVX512, fmaOps: 2 * avx512Lanes * avx512FMAChains,
 		})
+	}
+	if len(out) == 2 && !cpu.X86.HasAVX512VNNI {
+		// The AVX2 kernel's integer products need no VNNI.
+		out[1].dotQ8Q8, out[1].dotQ8Q8Tile, out[1].q8TileMX = dotQ8Q8x1AVX2, nil, 0
 	}
 	return out
 }

@@ -21,12 +21,17 @@
 // same bits alone or batched with others, and training is reproducible:
 //   - MatMul: bias, then one multiply-add per input in input order (fused
 //     in SIMD), whether it runs as a matrix-vector product (fewer rows than
-//     the micro-kernel's) or a blocked GEMM. With q8_0 weights the SIMD
-//     kernels multiply the input by the block's scale first, fma(x*s, q,
-//     acc), in both forms; the generic path uses the weight's value q*s.
+//     the micro-kernel's) or a blocked GEMM. With q8_0 weights in rows
+//     (Mat.T false) the SIMD kernels multiply the input by the block's
+//     scale first, fma(x*s, q, acc), in both forms; the generic path uses
+//     the weight's value q*s.
 //   - MatMulT, attention scores: a dot product with one accumulator lane
 //     per input index modulo the lane count and a fixed reduction tree, the
 //     inputs past the last full vector added after it in order.
+//   - q8_0 products in integers (MatMulT of q8_0 weights, MatMul of
+//     transposed ones; see q8.go): each row of x quantized alone, exact
+//     integer dot products per block, scaled and summed in float32 in an
+//     order the tile and single-row kernels share, then the bias.
 //   - Attention outputs: the probabilities times the values, summed over
 //     positions in order, for a block of positions or one alone.
 //   - Work is split across threads by output, never within a sum.
@@ -56,6 +61,13 @@ func matMul(out, x []float32, n int, w *Mat, bias []float32, acc bool) {
 		return
 	}
 	w.check()
+	if w.T {
+		if acc {
+			panic("kernels: accumulating product of a transposed q8_0 matrix")
+		}
+		matMulQ8(out, x, n, w, bias)
+		return
+	}
 	k, m := w.Rows, w.Cols
 	_ = out[n*m-1]
 	if k > 0 {
@@ -315,23 +327,15 @@ func (t *matMulTask) gemm(lo, hi int) {
 	gemmBufs.Put(buf)
 }
 
-// convertRows writes rows [j0, j1) of w, which lie one after another, as
-// float32 into dst, converting the bulk in one call.
+// convertRows writes rows [j0, j1) of w (f16 or bf16), which lie one
+// after another, as float32 into dst, converting the bulk in one call.
 func convertRows(im *impl, dst []float32, w *Mat, j0, j1 int) {
 	k := w.Cols
 	n := (j1 - j0) * k
-	step := im.lanes
-	if w.DType == Q8_0 {
-		step = Q8Block
-	}
-	nv := n / step * step
+	nv := n / im.lanes * im.lanes
 	if nv > 0 {
-		p, _, s, _ := w.ptr(j0, 0)
-		if w.DType == Q8_0 {
-			im.cvtQ(&dst[0], p, nv, s)
-		} else {
-			im.cvt[w.DType](&dst[0], p, nv)
-		}
+		p, _, _, _ := w.ptr(j0, 0)
+		im.cvt[w.DType](&dst[0], p, nv)
 	}
 	for e := nv; e < n; {
 		row, col := j0+e/k, e%k
@@ -349,6 +353,13 @@ func MatMulT(out, x []float32, n int, w *Mat) {
 		return
 	}
 	w.check()
+	if w.DType == Q8_0 {
+		if w.T {
+			panic("kernels: MatMulT of a transposed q8_0 matrix")
+		}
+		matMulQ8(out, x, n, w, nil)
+		return
+	}
 	k, m := w.Cols, w.Rows
 	_ = out[n*m-1]
 	if k > 0 {

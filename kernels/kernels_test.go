@@ -145,6 +145,10 @@ func TestMatMulT(t *testing.T) {
 				x := uniform(r, n*k, 1)
 				out := uniform(r, n*m, 1e9)
 				MatMulT(out, x, n, &w)
+				if dt == Q8_0 { // in integers, with x quantized (see TestMatMulQ8)
+					checkQ8(t, "MatMulT", out, x, n, k, m, w.Q8, w.Scales, nil)
+					continue
+				}
 				for i := 0; i < n; i++ {
 					for j := 0; j < m; j++ {
 						var want, mag float64

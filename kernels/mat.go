@@ -63,6 +63,14 @@ const Q8Block = 32
 // embedding it is the input axis, so each dot product takes one scale per
 // 32 inputs. Keeping weights in their stored type, rather than expanding
 // them to float32, is what lets decode run at memory bandwidth.
+//
+// A Q8_0 matrix may instead be stored transposed (T): Q8 holds the
+// Cols x Rows transpose row-major, with its blocks along Rows, and Scales
+// is Cols x Rows/32; the value at (i, j) is Q8[j*Rows+i] *
+// Scales[j*Rows/32+i/32]. For a weight in the [in, out] layout that puts
+// each output's weights in one row of memory and the blocks along the
+// input axis, as GGUF stores Q8_0, which is what lets MatMul multiply
+// them in integers (see q8.go). Rows must then be a multiple of Q8Block.
 type Mat struct {
 	Rows, Cols int
 	DType      DType
@@ -70,6 +78,7 @@ type Mat struct {
 	U16        []uint16
 	Q8         []int8
 	Scales     []float32
+	T          bool
 }
 
 // NewMat wraps float32 data as a Rows x Cols matrix.
@@ -104,6 +113,16 @@ func NewMatQ8(rows, cols int, q []int8, scales []float32) (Mat, error) {
 	return Mat{Rows: rows, Cols: cols, DType: Q8_0, Q8: q, Scales: scales}, nil
 }
 
+// NewMatQ8T wraps Q8_0 values stored transposed (see Mat.T), q and scales
+// as [cols, rows] and [cols, rows/32], as a Rows x Cols matrix.
+func NewMatQ8T(rows, cols int, q []int8, scales []float32) (Mat, error) {
+	t, err := NewMatQ8(cols, rows, q, scales)
+	if err != nil {
+		return Mat{}, fmt.Errorf("transposed %w", err)
+	}
+	return Mat{Rows: rows, Cols: cols, DType: Q8_0, Q8: t.Q8, Scales: t.Scales, T: true}, nil
+}
+
 // Row writes row i of m, as float32, into dst[:m.Cols].
 func (m *Mat) Row(dst []float32, i int) {
 	c := m.Cols
@@ -120,6 +139,10 @@ func (m *Mat) Row(dst []float32, i int) {
 			dst[j] = half.BF16ToF32(h)
 		}
 	case Q8_0:
+		if m.T {
+			m.rowSpan(dst, i, 0, c)
+			return
+		}
 		q := m.Q8[i*c : (i+1)*c]
 		s := m.Scales[i*c/Q8Block : (i+1)*c/Q8Block]
 		for j, v := range q {
@@ -144,6 +167,13 @@ func (m *Mat) rowSpan(dst []float32, i, lo, hi int) {
 			dst[j] = half.BF16ToF32(h)
 		}
 	case Q8_0:
+		if m.T {
+			r, blocks := m.Rows, m.Rows/Q8Block
+			for j := lo; j < hi; j++ {
+				dst[j-lo] = float32(m.Q8[j*r+i]) * m.Scales[j*blocks+i/Q8Block]
+			}
+			return
+		}
 		for j, v := range m.Q8[i*c+lo : i*c+hi] {
 			dst[j] = float32(v) * m.Scales[(i*c+lo+j)/Q8Block]
 		}
@@ -200,6 +230,26 @@ func (m *Mat) Convert(dt DType) (Mat, error) {
 	return Mat{}, fmt.Errorf("convert to %v: unknown type", dt)
 }
 
+// ConvertQ8T returns the matrix as Q8_0 stored transposed (see Mat.T): the
+// blocks of 32 run down its columns. Rows must be a multiple of Q8Block.
+func (m *Mat) ConvertQ8T() (Mat, error) {
+	if m.DType == Q8_0 && m.T {
+		return *m, nil
+	}
+	if m.Rows%Q8Block != 0 {
+		return Mat{}, fmt.Errorf("quantize %dx%d matrix to transposed q8_0: rows are not a multiple of %d", m.Rows, m.Cols, Q8Block)
+	}
+	v := m.Float32()
+	t := make([]float32, len(v))
+	for i := range m.Rows {
+		for j := range m.Cols {
+			t[j*m.Rows+i] = v[i*m.Cols+j]
+		}
+	}
+	q, s := QuantizeQ8(t)
+	return NewMatQ8T(m.Rows, m.Cols, q, s)
+}
+
 // QuantizeQ8 quantizes v (a multiple of Q8Block long) block by block:
 // scale = max|v|/127 and q = round(v/scale), ties away from zero.
 func QuantizeQ8(v []float32) ([]int8, []float32) {
@@ -225,7 +275,8 @@ func QuantizeQ8(v []float32) ([]int8, []float32) {
 }
 
 // ptr returns the address of element (i, j) and, for Q8_0, of its scale,
-// with the row strides in bytes. j must be a multiple of Q8Block for Q8_0.
+// with the row strides in bytes. j must be a multiple of Q8Block for Q8_0,
+// and m not transposed (whose products matMulQ8 computes).
 func (m *Mat) ptr(i, j int) (w unsafe.Pointer, ldw int, s *float32, lds int) {
 	c := m.Cols
 	switch m.DType {
@@ -249,8 +300,13 @@ func (m *Mat) check() {
 	case F16, BF16:
 		ok = len(m.U16) == n
 	case Q8_0:
-		ok = len(m.Q8) == n && m.Cols%Q8Block == 0 && len(m.Scales) == n/Q8Block
+		in := m.Cols
+		if m.T {
+			in = m.Rows
+		}
+		ok = len(m.Q8) == n && in%Q8Block == 0 && len(m.Scales) == n/Q8Block
 	}
+	ok = ok && (!m.T || m.DType == Q8_0)
 	if !ok {
 		panic(fmt.Sprintf("kernels: malformed %v matrix %dx%d", m.DType, m.Rows, m.Cols))
 	}

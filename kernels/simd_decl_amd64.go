@@ -21,6 +21,7 @@ const (
 	avx512GemmNR     = 64
 	avx512FMAChains  = 24
 	avx512TileEdgeMR = 4
+	avx512Q8TileMX   = 3
 )
 
 //go:noescape
@@ -51,10 +52,7 @@ func cvtBF16AVX2(dst *float32, src unsafe.Pointer, n int)
 func axpyQ8AVX2(y *float32, x *float32, w unsafe.Pointer, ldw int, k int, n int, s *float32, lds int)
 
 //go:noescape
-func dotQ8AVX2(out *float32, x *float32, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)
-
-//go:noescape
-func cvtQ8AVX2(dst *float32, src unsafe.Pointer, n int, s *float32)
+func dotQ8Q8x1AVX2(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)
 
 //go:noescape
 func dotTileF32AVX2(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)
@@ -171,10 +169,10 @@ func cvtBF16AVX512(dst *float32, src unsafe.Pointer, n int)
 func axpyQ8AVX512(y *float32, x *float32, w unsafe.Pointer, ldw int, k int, n int, s *float32, lds int)
 
 //go:noescape
-func dotQ8AVX512(out *float32, x *float32, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)
+func dotQ8Q8x1AVX512(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)
 
 //go:noescape
-func cvtQ8AVX512(dst *float32, src unsafe.Pointer, n int, s *float32)
+func dotQ8Q8x3AVX512(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)
 
 //go:noescape
 func dotTileF32AVX512(out *float32, ldo int, x *float32, ldx int, w unsafe.Pointer, ldw int, k int, tiles int, pf unsafe.Pointer, pfs int)

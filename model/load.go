@@ -121,13 +121,13 @@ func FromSafetensors(cfg Config, f *safetensors.File) (*Model, error) {
 	if _, ok := f.Info("transformer.wte.weight"); ok {
 		prefix = "transformer."
 	}
-	src := stSource{f: f, prefix: prefix}
+	src := stSource{f: f, prefix: prefix, q8OutIn: f.Metadata()[Q8LinearKey] == Q8LinearOutIn}
 	m, err := build(cfg, src, hfNames)
 	if err != nil {
 		return nil, err
 	}
 	if _, ok := f.Info("lm_head.weight"); ok {
-		head, err := src.mat("!lm_head.weight", cfg.VocabSize, cfg.NEmbd)
+		head, err := src.mat("!lm_head.weight", cfg.VocabSize, cfg.NEmbd, false)
 		if err != nil {
 			return nil, err
 		}
@@ -137,8 +137,9 @@ func FromSafetensors(cfg Config, f *safetensors.File) (*Model, error) {
 }
 
 type stSource struct {
-	f      *safetensors.File
-	prefix string
+	f       *safetensors.File
+	prefix  string
+	q8OutIn bool // linear layers' q8_0 weights are stored [out, in]
 }
 
 func (s stSource) fullName(name string) string {
@@ -152,14 +153,33 @@ func (s stSource) fullName(name string) string {
 // weight's I8 tensor holds the quantized values in its usual shape
 // [rows, cols], and Q8Scale(name), F32 [rows, cols/32], one scale per
 // kernels.Q8Block consecutive values of a row (value = int8 * scale).
+//
+// When the file's metadata has Q8LinearKey = Q8LinearOutIn, the I8
+// weights of the blocks' linear layers are stored transposed instead, as
+// [out, in] (GGUF's layout) with their scales [out, in/32]: each block of
+// 32 runs along the input axis (see kernels.Mat.T). The token embedding
+// and an LM head are [vocab, C] either way.
 func Q8Scale(name string) string { return name + "_scale" }
 
-// mat returns a weight matrix in its stored type, without copying it.
-func (s stSource) mat(name string, rows, cols int) (kernels.Mat, error) {
+// Q8LinearKey and Q8LinearOutIn are the metadata entry that marks the
+// linear layers' q8_0 weights as stored [out, in].
+const (
+	Q8LinearKey   = "gpt2.q8_0_linear"
+	Q8LinearOutIn = "out_in"
+)
+
+// mat returns a weight matrix in its stored type, without copying it;
+// linear says it is a block's [in, out] weight (which q8_0 may store
+// transposed).
+func (s stSource) mat(name string, rows, cols int, linear bool) (kernels.Mat, error) {
 	full := s.fullName(name)
 	info, ok := s.f.Info(full)
 	if !ok {
 		return kernels.Mat{}, fmt.Errorf("tensor %q is missing", full)
+	}
+	trans := linear && info.DType == safetensors.I8 && s.q8OutIn
+	if trans {
+		rows, cols = cols, rows
 	}
 	if err := checkShape(full, info.Shape, rows, cols); err != nil {
 		return kernels.Mat{}, err
@@ -199,6 +219,9 @@ func (s stSource) mat(name string, rows, cols int) (kernels.Mat, error) {
 		var q []int8
 		if len(b) > 0 {
 			q = unsafe.Slice((*int8)(unsafe.Pointer(&b[0])), len(b))
+		}
+		if trans {
+			return kernels.NewMatQ8T(cols, rows, q, scales)
 		}
 		return kernels.NewMatQ8(rows, cols, q, scales)
 	}
@@ -262,11 +285,11 @@ func build(cfg Config, src tensorSource, n names) (*Model, error) {
 	}
 	// Weight matrices stay in their stored type where the source can
 	// hand them out so (safetensors); others are float32.
-	mat := func(name string, rows, cols int) (kernels.Mat, error) {
+	mat := func(name string, rows, cols int, linear bool) (kernels.Mat, error) {
 		if ms, ok := src.(interface {
-			mat(string, int, int) (kernels.Mat, error)
+			mat(string, int, int, bool) (kernels.Mat, error)
 		}); ok {
-			return ms.mat(name, rows, cols)
+			return ms.mat(name, rows, cols, linear)
 		}
 		v, err := get(name, rows, cols)
 		if err != nil {
@@ -276,7 +299,7 @@ func build(cfg Config, src tensorSource, n names) (*Model, error) {
 	}
 	m := &Model{Config: cfg}
 	var err error
-	if m.WTE, err = mat(n.wte, V, C); err != nil {
+	if m.WTE, err = mat(n.wte, V, C, false); err != nil {
 		return nil, err
 	}
 	if m.WPE, err = get(n.wpe, cfg.NCtx, C); err != nil {
@@ -299,7 +322,7 @@ func build(cfg Config, src tensorSource, n names) (*Model, error) {
 			if err != nil {
 				return
 			}
-			if dst.W, err = mat(n.block(l, part+"/w"), in, out); err != nil {
+			if dst.W, err = mat(n.block(l, part+"/w"), in, out, true); err != nil {
 				return
 			}
 			dst.B, err = get(n.block(l, part+"/b"), out)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/gpt2go/gpt2/kernels"
 )
@@ -56,7 +57,8 @@ func (c Config) NumParams() int {
 	return c.VocabSize*C + c.NCtx*C + c.NLayer*perBlock + 2*C
 }
 
-// Linear is an affine map y = x W + b with W in the [in, out] layout.
+// Linear is an affine map y = x W + b with W in the [in, out] layout (as
+// q8_0, stored transposed: see kernels.Mat.T).
 type Linear struct {
 	W kernels.Mat
 	B []float32
@@ -160,11 +162,18 @@ func (m *Model) WeightType() kernels.DType { return m.WTE.DType }
 // the position embedding stay float32; they are small and read once per
 // token. The result shares those float32 slices with m, so m must stay
 // open while it is in use.
+//
+// As q8_0 the blocks' matrices are stored transposed, blocks along their
+// input axis, for the integer kernels; the token embedding keeps its rows
+// (its blocks run along C, its input axis as the output projection).
 func (m *Model) Convert(dt kernels.DType) (*Model, error) {
 	out := *m
 	out.closer = nil
 	conv := func(w *kernels.Mat, what string) error {
 		c, err := w.Convert(dt)
+		if dt == kernels.Q8_0 && strings.HasPrefix(what, "h.") {
+			c, err = w.ConvertQ8T()
+		}
 		if err != nil {
 			return fmt.Errorf("convert %s to %v: %w", what, dt, err)
 		}

@@ -9,8 +9,11 @@
 // q8_0 an I8 tensor of the quantized values in the usual [rows, cols]
 // shape plus an F32 tensor model.Q8Scale(name) = name+"_scale" of shape
 // [rows, cols/32]: one scale per 32 consecutive values of a row, the value
-// being int8 * scale. Biases, layer norms and wpe stay F32. The header's
-// metadata says so: "gpt2.weight_type" is f16, bf16 or q8_0.
+// being int8 * scale; the blocks' q8_0 matrices are stored transposed,
+// [out, in] with their blocks along the input axis (as GGUF does), which
+// the metadata entry model.Q8LinearKey says. Biases, layer norms and wpe
+// stay F32. The header's metadata says so: "gpt2.weight_type" is f16,
+// bf16 or q8_0.
 package quant
 
 import (
@@ -40,6 +43,9 @@ func Save(dir string, m *model.Model, tok *tokenizer.Tokenizer) error {
 	meta := map[string]string{"format": "pt", "gpt2.weight_type": m.WeightType().String()}
 	if m.WeightType() == kernels.Q8_0 {
 		meta["gpt2.q8_0"] = fmt.Sprintf("I8 weight tensors; NAME_scale (F32) holds one scale per %d consecutive values along the last axis; value = int8 * scale", kernels.Q8Block)
+		if len(m.Blocks) > 0 && m.Blocks[0].Attn.W.T {
+			meta[model.Q8LinearKey] = model.Q8LinearOutIn
+		}
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), tensors, meta); err != nil {
 		return fmt.Errorf("save model: %w", err)
@@ -104,6 +110,9 @@ func Tensors(m *model.Model) ([]safetensors.Tensor, error) {
 
 func matTensors(name string, w *kernels.Mat) ([]safetensors.Tensor, error) {
 	shape := []int{w.Rows, w.Cols}
+	if w.T {
+		shape = []int{w.Cols, w.Rows} // as stored: [out, in]
+	}
 	switch w.DType {
 	case kernels.F32:
 		return []safetensors.Tensor{safetensors.F32Tensor(name, shape, w.F32)}, nil
@@ -124,7 +133,7 @@ func matTensors(name string, w *kernels.Mat) ([]safetensors.Tensor, error) {
 		}
 		return []safetensors.Tensor{
 			{Name: name, DType: safetensors.I8, Shape: shape, Data: q},
-			safetensors.F32Tensor(model.Q8Scale(name), []int{w.Rows, w.Cols / kernels.Q8Block}, w.Scales),
+			safetensors.F32Tensor(model.Q8Scale(name), []int{shape[0], shape[1] / kernels.Q8Block}, w.Scales),
 		}, nil
 	}
 	return nil, fmt.Errorf("%s: unknown weight type %v", name, w.DType)

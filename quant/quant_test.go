@@ -96,6 +96,9 @@ func TestSaveLoad(t *testing.T) {
 				t.Errorf("%v: %s is not a view of %s (it is in %q)", dt, name, file, m)
 			}
 		}
+		if dt == kernels.Q8_0 && !got.Blocks[1].FC.W.T {
+			t.Errorf("q8_0: c_fc loaded in rows, not transposed for the integer kernels")
+		}
 		a, err := got.Forward([]model.Step{{Cache: got.NewCache(), Tokens: ids, All: true}})
 		if err != nil {
 			t.Fatal(err)
@@ -116,5 +119,56 @@ func TestSaveLoad(t *testing.T) {
 		}
 		f.Close()
 		got.Close()
+	}
+}
+
+// TestLoadQ8Rows: q8_0 files whose linear layers are stored [in, out]
+// with their blocks along the output axis (what gpt2 quantize wrote before
+// the integer kernels) still load, as such, and run.
+func TestLoadQ8Rows(t *testing.T) {
+	base, err := model.Load(fixture.HFDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	old := *base
+	old.Blocks = slices.Clone(base.Blocks)
+	conv := func(w *kernels.Mat) {
+		c, err := w.Convert(kernels.Q8_0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*w = c
+	}
+	conv(&old.WTE)
+	for i := range old.Blocks {
+		b := &old.Blocks[i]
+		for _, w := range []*kernels.Mat{&b.Attn.W, &b.AttnProj.W, &b.FC.W, &b.FCProj.W} {
+			conv(w)
+		}
+	}
+	dir := t.TempDir()
+	if err := quant.Save(dir, &old, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if w := got.Blocks[0].FC.W; w.DType != kernels.Q8_0 || w.T {
+		t.Fatalf("c_fc loaded as %v, transposed %v; want q8_0 in rows", w.DType, w.T)
+	}
+	ids := []int{464, 2068, 7586, 21831}
+	a, err := got.Forward([]model.Step{{Cache: got.NewCache(), Tokens: ids}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := old.Forward([]model.Step{{Cache: old.NewCache(), Tokens: ids}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a[0], b[0]) {
+		t.Error("loaded model's logits differ from the saved one's")
 	}
 }

@@ -138,9 +138,9 @@ func ret() {
 	emit("RET")
 }
 
-// loadW loads s.lanes weights of type dt at addr into vector register dst as
-// float32, multiplied by the q8 block scale in register scale (q8 only).
-func loadW(s isa, dt dtype, addr, dst, scale string) {
+// loadW loads s.lanes weights of type dt (f32, f16 or bf16: q8_0 kernels
+// do their own) at addr into vector register dst as float32.
+func loadW(s isa, dt dtype, addr, dst string) {
 	switch dt {
 	case f32:
 		emit("VMOVUPS %s, %s", addr, dst)
@@ -149,17 +149,15 @@ func loadW(s isa, dt dtype, addr, dst, scale string) {
 	case bf16:
 		emit("VPMOVZXWD %s, %s", addr, dst)
 		emit("VPSLLD $16, %s, %s", dst, dst)
-	case q8:
-		emit("VPMOVSXBD %s, %s", addr, dst)
-		emit("VCVTDQ2PS %s, %s", dst, dst)
-		emit("VMULPS %s, %s, %s", scale, dst, dst)
+	default:
+		panic("loadW: " + dt.name)
 	}
 }
 
-// loadW1 loads one weight at addr into lane 0 of X register dst (q8: times
-// the scale in lane 0 of X register scale). zero is an X register holding
-// zero, used to place a bf16 value in the high half of a float32.
-func loadW1(dt dtype, addr string, dst, scale, zero int) {
+// loadW1 loads one weight (f32, f16 or bf16) at addr into lane 0 of X
+// register dst. zero is an X register holding zero, used to place a bf16
+// value in the high half of a float32.
+func loadW1(dt dtype, addr string, dst, zero int) {
 	switch dt {
 	case f32:
 		emit("VMOVSS %s, %s", addr, x(dst))
@@ -168,16 +166,17 @@ func loadW1(dt dtype, addr string, dst, scale, zero int) {
 		emit("VCVTPH2PS %s, %s", x(dst), x(dst))
 	case bf16:
 		emit("VPINSRW $1, %s, %s, %s", addr, x(zero), x(dst))
-	case q8:
-		emit("VPINSRB $0, %s, %s, %s", addr, x(zero), x(dst))
-		emit("VPMOVSXBD %s, %s", x(dst), x(dst))
-		emit("VCVTDQ2PS %s, %s", x(dst), x(dst))
-		emit("VMULSS %s, %s, %s", x(scale), x(dst), x(dst))
+	default:
+		panic("loadW1: " + dt.name)
 	}
 }
 
 // gemvRows is how many rows of w one axpy call streams (kernels.gemvRows).
 const gemvRows = 8
+
+// q8TileMX is how many rows of x the AVX-512 q8_0 integer tile kernel
+// takes at once (four rows of w each).
+const q8TileMX = 3
 
 // reduce sums the lanes of vector register acc into lane 0 of X(acc), by a
 // fixed tree, using register tmp. Every kernel that promises the lane-dot
@@ -309,6 +308,10 @@ func genAxpy(s isa, dt dtype) {
 	fr.arg("lds", "R12")
 	emit("LEAQ (SI)(R9*4), R9") // end of x
 	emit("XORQ BX, BX")         // j
+	if dt == q8 {
+		emit("MOVQ R8, R14")
+		emit("SHLQ $4, R14")
+	}
 
 	// Register use: accumulators 0..3, broadcast x 4, weights 5..8, scales 9, 10.
 	for _, u := range []int{4, 1} {
@@ -346,6 +349,10 @@ func genAxpy(s isa, dt dtype) {
 			// of w, will read at this column, so that every row streams
 			// from cache rather than waiting on memory.
 			for off := 0; off < width*dt.size; off += 64 {
+				if dt == q8 {
+					emit("PREFETCHT1 %d(AX)(R14*1)", off)
+					continue
+				}
 				emit("PREFETCHT1 %d(AX)(R8*%d)", off, gemvRows)
 			}
 		}
@@ -365,7 +372,7 @@ func genAxpy(s isa, dt dtype) {
 				emit("VFMADD231PS %s, %s, %s", s.r(5+i), xs, s.r(i))
 				continue
 			}
-			loadW(s, dt, addr, s.r(5+i), "")
+			loadW(s, dt, addr, s.r(5+i))
 			emit("VFMADD231PS %s, %s, %s", s.r(5+i), s.r(4), s.r(i))
 		}
 		emit("ADDQ $4, CX")
@@ -404,7 +411,7 @@ func genAxpy(s isa, dt dtype) {
 		emit("VPMOVSXBD X2, X2")
 		emit("VCVTDQ2PS X2, X2")
 	} else {
-		loadW1(dt, "(AX)", 2, 4, 3)
+		loadW1(dt, "(AX)", 2, 3)
 	}
 	emit("VFMADD231SS X2, X1, X0")
 	emit("ADDQ $4, CX")
@@ -433,8 +440,8 @@ func mulScale(s isa, mem string, xr, dst int) {
 }
 
 // genDot: out[r] = lane-dot of x[:k] with row r of W, for r < rows. Row r
-// is at w + r*ldw; q8 scales of row r at s + r*lds, one per 32 values.
-// k must be a positive multiple of the lane count (of 32 for q8).
+// is at w + r*ldw (s and lds are unused: the signature is axpy's). k must
+// be a positive multiple of the lane count.
 func genDot(s isa, dt dtype) {
 	name := "dot" + dt.name + s.name
 	fr := text(name, "", []param{p("out", "*float32"), p("x", "*float32"), p("w", "unsafe.Pointer"), p("ldw", "int"),
@@ -445,15 +452,10 @@ func genDot(s isa, dt dtype) {
 	fr.arg("ldw", "R8")
 	fr.arg("k", "R9")
 	fr.arg("rows", "R10")
-	fr.arg("s", "R11")
-	fr.arg("lds", "R12")
 	emit("LEAQ (SI)(R9*4), R9") // end of x
 
 	step := s.lanes // input elements per iteration
-	if dt == q8 {
-		step = 32
-	}
-	// Registers: accumulators 0..3, x 4, weights 5..8, scales 9..12.
+	// Registers: accumulators 0..3, x 4, weights 5..8.
 	for _, nrows := range []int{4, 1} {
 		grp := fmt.Sprintf("g%d", nrows)
 		grpEnd := fmt.Sprintf("g%d_end", nrows)
@@ -466,27 +468,14 @@ func genDot(s isa, dt dtype) {
 		emit("MOVQ SI, R15")
 		emit("MOVQ DX, AX")
 		rowAddr := []string{"(AX)", "(AX)(R8*1)", "(AX)(R8*2)", "(BX)"}
-		sAddr := []string{"(CX)", "(CX)(R12*1)", "(CX)(R12*2)", "(R13)"}
 		if nrows == 4 {
 			emit("LEAQ (DX)(R8*2), BX")
 			emit("ADDQ R8, BX")
 			emit("LEAQ (DX)(R8*8), R14")
 			emit("ADDQ R8, R14")
 		}
-		if dt == q8 {
-			emit("MOVQ R11, CX")
-			if nrows == 4 {
-				emit("LEAQ (R11)(R12*2), R13")
-				emit("ADDQ R12, R13")
-			}
-		}
 		loop := fmt.Sprintf("l%d", nrows)
 		label(loop)
-		if dt == q8 {
-			for r := 0; r < nrows; r++ {
-				emit("VBROADCASTSS %s, %s", sAddr[r], s.r(9+r))
-			}
-		}
 		if nrows == 4 {
 			// Fetch the rows two groups ahead at this column: rows r+8
 			// (AX + 8 ldw), r+9 and r+10 (R14 = AX + 9 ldw), r+11 (BX + 8 ldw).
@@ -504,7 +493,7 @@ func genDot(s isa, dt dtype) {
 					emit("VFMADD231PS %s, %s, %s", addr, s.r(4), s.r(r))
 					continue
 				}
-				loadW(s, dt, addr, s.r(5+r), s.r(9+r))
+				loadW(s, dt, addr, s.r(5+r))
 				emit("VFMADD231PS %s, %s, %s", s.r(5+r), s.r(4), s.r(r))
 			}
 		}
@@ -513,12 +502,6 @@ func genDot(s isa, dt dtype) {
 		if nrows == 4 {
 			emit("ADDQ $%d, BX", step*dt.size)
 			emit("ADDQ $%d, R14", step*dt.size)
-		}
-		if dt == q8 {
-			emit("ADDQ $4, CX")
-			if nrows == 4 {
-				emit("ADDQ $4, R13")
-			}
 		}
 		emit("CMPQ R15, R9")
 		emit("JNE %s", loop)
@@ -529,14 +512,170 @@ func genDot(s isa, dt dtype) {
 		emit("ADDQ $%d, DI", 4*nrows)
 		if nrows == 4 {
 			emit("LEAQ (DX)(R8*4), DX")
-			if dt == q8 {
-				emit("LEAQ (R11)(R12*4), R11")
-			}
 		} else {
 			emit("ADDQ R8, DX")
-			if dt == q8 {
-				emit("ADDQ R12, R11")
+		}
+		emit("SUBQ $%d, R10", nrows)
+		emit("JMP %s", grp)
+		label(grpEnd)
+	}
+	ret()
+}
+
+// genDotQ8Q8: the q8_0 dot products of mx quantized rows of x with rows
+// rows of w, in integers but for the scales: w's rows are int8 (stride ldw
+// bytes), their scales one float32 per 32 values (stride lds bytes), and
+// out[i*ldo/4 + r] = the lanes' sum of float32(int32 lane) * (row scale *
+// input scale), over k inputs (a positive multiple of 64). x is laid out
+// as kernels.q8Acts keeps it: for each 64 inputs, a group of 256 bytes per
+// row of x (the rows' groups side by side, then the next 64 inputs' ldx
+// bytes on): 64 int8 values, 16 float32 lane scales (each block's scale for
+// its 8 lanes of 4 values), 16 int32 corrections (-128 times each lane's
+// sum of values), 64 bytes of padding.
+//
+// A lane holds the exact integer dot product of 4 inputs with 4 weights,
+// whichever way it is computed: AVX-512 VNNI (VPDPBUSD) multiplies unsigned
+// by signed bytes, so it takes the weights plus 128 (w XOR 0x80) and starts
+// each lane from its correction; AVX2 takes |x| and w with x's sign
+// (VPMADDUBSW, whose pairs of products cannot saturate for values in
+// [-127, 127]), then sums pairs of pairs (VPMADDWD by ones). Then, per 64
+// (AVX-512) or 32 (AVX2) inputs, each output's lanes are converted, scaled
+// and added by one fused multiply-add, and at the end reduced with
+// reduce's tree: the same operations in the same order whatever mx is.
+func genDotQ8Q8(s isa, mx int) {
+	name := fmt.Sprintf("dotQ8Q8x%d%s", mx, s.name)
+	fr := text(name, "", []param{p("out", "*float32"), p("ldo", "int"), p("x", "unsafe.Pointer"), p("ldx", "int"),
+		p("w", "unsafe.Pointer"), p("ldw", "int"), p("k", "int"), p("rows", "int"), p("s", "*float32"), p("lds", "int")})
+	fr.arg("out", "DI")
+	fr.arg("w", "AX")
+	fr.arg("ldw", "R8")
+	fr.arg("k", "R9")
+	fr.arg("rows", "R10")
+	fr.arg("s", "R11")
+	fr.arg("lds", "R12")
+	wide := s.lanes == 16
+	if wide {
+		emit("VMOVUPS %s, Z31", c("bytes80"))
+		emit("MOVL $0xff00, BX")
+		emit("KMOVW BX, K1")
+	} else {
+		emit("VMOVUPS %s, Y7", c("words1"))
+	}
+	// AVX-512 registers: accumulators 0..4*mx-1 (row i of x, row r of w at
+	// 4i+r), then weights (4), their scales (4), x (mx), lane scales (mx),
+	// and two integer and one scale temporaries. AVX2 (mx 1): accumulators
+	// 0..3, x 4, |x| 5, lane scales 6, ones 7, weights (then lanes) 8..11,
+	// scales 12..15.
+	wReg := func(r int) int { return 4*mx + r }
+	swReg := func(r int) int { return 4*mx + 4 + r }
+	xReg := func(i int) int { return 4*mx + 8 + i }
+	xlReg := func(i int) int { return 4*mx + 8 + mx + i }
+	tmp := 4*mx + 8 + 2*mx
+	if wide && tmp+3 > 31 {
+		panic("genDotQ8Q8: out of registers")
+	}
+	wAddr := []string{"(AX)(CX*1)", "(R13)(CX*1)", "(R14)(CX*1)", "(R15)(CX*1)"}
+	sAddr := []string{"(R11)", "(R11)(R12*1)", "(R11)(R12*2)", "(DX)"}
+	for _, nrows := range []int{4, 1} {
+		grp := fmt.Sprintf("g%d", nrows)
+		grpEnd := fmt.Sprintf("g%d_end", nrows)
+		label(grp)
+		emit("CMPQ R10, $%d", nrows)
+		emit("JLT %s", grpEnd)
+		for i := 0; i < mx; i++ {
+			for r := 0; r < nrows; r++ {
+				zero(s, 4*i+r)
 			}
+		}
+		emit("XORQ CX, CX")
+		fr.arg("x", "SI")
+		if nrows == 4 {
+			emit("LEAQ (AX)(R8*1), R13")
+			emit("LEAQ (AX)(R8*2), R14")
+			emit("LEAQ (R13)(R8*2), R15")
+			emit("LEAQ (R11)(R12*2), DX")
+			emit("ADDQ R12, DX")
+		}
+		// Fetch the rows four groups on, a line per row per step: the
+		// rows of a call are one contiguous run of memory (ldw = k), so
+		// BX+4*CX walks them at four times this group's pace.
+		emit("LEAQ (AX)(R8*8), BX")
+		emit("LEAQ (BX)(R8*8), BX")
+		loop := fmt.Sprintf("l%d", nrows)
+		label(loop)
+		if nrows == 4 {
+			for off := 0; off < 256; off += 64 {
+				emit("PREFETCHT1 %d(BX)(CX*4)", off)
+			}
+		} else {
+			emit("PREFETCHT1 (BX)(CX*1)")
+		}
+		if wide {
+			for i := 0; i < mx; i++ {
+				emit("VMOVDQU64 %d(SI), %s", 256*i, s.r(xReg(i)))
+				emit("VMOVUPS %d(SI), %s", 256*i+64, s.r(xlReg(i)))
+			}
+			for r := 0; r < nrows; r++ {
+				w, sw := s.r(wReg(r)), s.r(swReg(r))
+				emit("VPXORD %s, Z31, %s", wAddr[r], w)
+				emit("VBROADCASTSS %s, %s", sAddr[r], sw)
+				emit("VBROADCASTSS 4%s, K1, %s", sAddr[r], sw)
+				for i := 0; i < mx; i++ {
+					acc, sc := s.r(tmp+(i+r)%2), s.r(tmp+2)
+					emit("VMOVDQU32 %d(SI), %s", 256*i+128, acc)
+					emit("VPDPBUSD %s, %s, %s", s.r(xReg(i)), w, acc)
+					emit("VCVTDQ2PS %s, %s", acc, acc)
+					emit("VMULPS %s, %s, %s", s.r(xlReg(i)), sw, sc)
+					emit("VFMADD231PS %s, %s, %s", acc, sc, s.r(4*i+r))
+				}
+			}
+		} else {
+			for h := 0; h < 2; h++ {
+				emit("VMOVDQU %d(SI), Y4", 32*h)
+				emit("VPABSB Y4, Y5")
+				emit("VMOVUPS %d(SI), Y6", 64+32*h)
+				for r := 0; r < nrows; r++ {
+					w, sc := s.r(8+r), s.r(12+r)
+					emit("VMOVDQU %d%s, %s", 32*h, wAddr[r], w)
+					emit("VPSIGNB Y4, %s, %s", w, w)
+					emit("VPMADDUBSW %s, Y5, %s", w, w)
+					emit("VPMADDWD Y7, %s, %s", w, w)
+					emit("VCVTDQ2PS %s, %s", w, w)
+					emit("VBROADCASTSS %d%s, %s", 4*h, sAddr[r], sc)
+					emit("VMULPS Y6, %s, %s", sc, sc)
+					emit("VFMADD231PS %s, %s, %s", w, sc, s.r(r))
+				}
+			}
+		}
+		emit("ADDQ %s, SI", fr.mem("ldx"))
+		emit("ADDQ $64, CX")
+		emit("ADDQ $8, R11")
+		if nrows == 4 {
+			emit("ADDQ $8, DX")
+		}
+		emit("CMPQ CX, R9")
+		emit("JNE %s", loop)
+		emit("MOVQ R9, BX") // back to this group's scales: 8 bytes per 64 inputs
+		emit("SHRQ $3, BX")
+		emit("SUBQ BX, R11")
+		emit("MOVQ DI, BX")
+		for i := 0; i < mx; i++ {
+			if i > 0 {
+				emit("ADDQ %s, BX", fr.mem("ldo"))
+			}
+			for r := 0; r < nrows; r++ {
+				a := 4*i + r
+				reduce(s, a, tmp)
+				emit("VMOVSS X%d, %d(BX)", a, 4*r)
+			}
+		}
+		emit("ADDQ $%d, DI", 4*nrows)
+		if nrows == 4 {
+			emit("LEAQ (AX)(R8*4), AX")
+			emit("LEAQ (R11)(R12*4), R11")
+		} else {
+			emit("ADDQ R8, AX")
+			emit("ADDQ R12, R11")
 		}
 		emit("SUBQ $%d, R10", nrows)
 		emit("JMP %s", grp)
@@ -610,7 +749,7 @@ func genDotTileShape(s isa, dt dtype, base string, mr, nr int) {
 	emit("PREFETCHT0 (R8)")
 	emit("ADDQ %s, R8", fr.mem("pfs"))
 	for j := 0; j < nr; j++ {
-		loadW(s, dt, wAddr[j], s.r(wr+j), "")
+		loadW(s, dt, wAddr[j], s.r(wr+j))
 	}
 	for i := 0; i < mr; i++ {
 		emit("VMOVUPS %s, %s", xAddr[i], s.r(xr))
@@ -784,7 +923,7 @@ func genGemmKernel(s isa, name string, dt dtype, direct bool) (mr, nr int) {
 		}
 	}
 	for v := 0; v < u; v++ {
-		loadW(s, dt, fmt.Sprintf("%d(DX)", v*s.lanes*dt.size), s.r(br+v), "")
+		loadW(s, dt, fmt.Sprintf("%d(DX)", v*s.lanes*dt.size), s.r(br+v))
 	}
 	for i := 0; i < mr; i++ {
 		a := s.r(ar + i%2)
@@ -869,37 +1008,22 @@ func genGemmQ8(s isa) {
 	ret()
 }
 
-// genConvert: dst[:n] = float32 of src[:n] (q8: times the scale of each
-// block of 32). n is a multiple of the lane count (of 32 for q8).
+// genConvert: dst[:n] = float32 of src[:n] (f16 or bf16). n is a
+// multiple of the lane count.
 func genConvert(s isa, dt dtype) {
 	name := "cvt" + dt.name + s.name
-	args := []param{p("dst", "*float32"), p("src", "unsafe.Pointer"), p("n", "int")}
-	if dt == q8 {
-		args = append(args, p("s", "*float32"))
-	}
-	fr := text(name, "", args)
+	fr := text(name, "", []param{p("dst", "*float32"), p("src", "unsafe.Pointer"), p("n", "int")})
 	fr.arg("dst", "DI")
 	fr.arg("src", "SI")
 	fr.arg("n", "CX")
-	step := s.lanes
-	if dt == q8 {
-		fr.arg("s", "DX")
-		step = 32
-	}
 	emit("TESTQ CX, CX")
 	emit("JE done")
 	label("loop")
-	if dt == q8 {
-		emit("VBROADCASTSS (DX), %s", s.r(4))
-		emit("ADDQ $4, DX")
-	}
-	for v := 0; v < step/s.lanes; v++ {
-		loadW(s, dt, fmt.Sprintf("%d(SI)", v*s.lanes*dt.size), s.r(v), s.r(4))
-		emit("VMOVUPS %s, %d(DI)", s.r(v), v*s.vbytes())
-	}
-	emit("ADDQ $%d, SI", step*dt.size)
-	emit("ADDQ $%d, DI", step*4)
-	emit("SUBQ $%d, CX", step)
+	loadW(s, dt, "(SI)", s.r(0))
+	emit("VMOVUPS %s, (DI)", s.r(0))
+	emit("ADDQ $%d, SI", s.lanes*dt.size)
+	emit("ADDQ $%d, DI", s.vbytes())
+	emit("SUBQ $%d, CX", s.lanes)
 	emit("JNZ loop")
 	label("done")
 	ret()
@@ -924,7 +1048,7 @@ func genPack(s isa, dt dtype, nr int) {
 			emit("VPMOVSXBD %s, %s", addr, s.r(v))
 			emit("VCVTDQ2PS %s, %s", s.r(v), s.r(v))
 		} else {
-			loadW(s, dt, addr, s.r(v), "")
+			loadW(s, dt, addr, s.r(v))
 		}
 	}
 	for v := 0; v < nr/s.lanes; v++ {
@@ -964,6 +1088,8 @@ var consts = []struct {
 	{"gelum2k", -2 * 0.7978845608028654},
 	{"gelu2k", 2 * 0.7978845608028654},
 	{"gelu3a", 3 * 0.044715},
+	{"bytes80", math.Float32frombits(0x80808080)}, // int8 sign bits, for the q8_0 integer dot
+	{"words1", math.Float32frombits(0x00010001)},  // int16 ones, for the q8_0 integer dot
 }
 
 func c(name string) string {
@@ -1416,10 +1542,17 @@ func main() {
 	for _, s := range []isa{avx2, avx512} {
 		for _, dt := range []dtype{f32, f16, bf16, q8} {
 			genAxpy(s, dt)
+			if dt == q8 {
+				continue // q8_0 dot products are in integers (genDotQ8Q8)
+			}
 			genDot(s, dt)
 			if dt != f32 {
 				genConvert(s, dt)
 			}
+		}
+		genDotQ8Q8(s, 1)
+		if s.lanes == 16 {
+			genDotQ8Q8(s, q8TileMX)
 		}
 		tmr, tnr := genDotTile(s, f32)
 		genDotTile(s, f16)
@@ -1460,6 +1593,9 @@ func main() {
 			strings.ToLower(s.name), gmr, strings.ToLower(s.name), gnr, strings.ToLower(s.name), chains)
 		if emr > 0 {
 			fmt.Fprintf(&geo, "\t%sTileEdgeMR = %d\n", strings.ToLower(s.name), emr)
+		}
+		if s.lanes == 16 {
+			fmt.Fprintf(&geo, "\t%sQ8TileMX = %d\n", strings.ToLower(s.name), q8TileMX)
 		}
 	}
 
