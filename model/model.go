@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/gpt2go/gpt2/kernels"
 )
@@ -169,10 +168,13 @@ func (m *Model) WeightType() kernels.DType { return m.WTE.DType }
 func (m *Model) Convert(dt kernels.DType) (*Model, error) {
 	out := *m
 	out.closer = nil
-	conv := func(w *kernels.Mat, what string) error {
-		c, err := w.Convert(dt)
-		if dt == kernels.Q8_0 && strings.HasPrefix(what, "h.") {
+	conv := func(w *kernels.Mat, what string, linear bool) error {
+		var c kernels.Mat
+		var err error
+		if dt == kernels.Q8_0 && linear {
 			c, err = w.ConvertQ8T()
+		} else {
+			c, err = w.Convert(dt)
 		}
 		if err != nil {
 			return fmt.Errorf("convert %s to %v: %w", what, dt, err)
@@ -180,12 +182,12 @@ func (m *Model) Convert(dt kernels.DType) (*Model, error) {
 		*w = c
 		return nil
 	}
-	if err := conv(&out.WTE, "wte"); err != nil {
+	if err := conv(&out.WTE, "wte", false); err != nil {
 		return nil, err
 	}
 	if m.LMHead != nil {
 		head := *m.LMHead
-		if err := conv(&head, "lm_head"); err != nil {
+		if err := conv(&head, "lm_head", false); err != nil {
 			return nil, err
 		}
 		out.LMHead = &head
@@ -196,7 +198,7 @@ func (m *Model) Convert(dt kernels.DType) (*Model, error) {
 			w    *kernels.Mat
 			name string
 		}{{&b.Attn.W, "attn.c_attn"}, {&b.AttnProj.W, "attn.c_proj"}, {&b.FC.W, "mlp.c_fc"}, {&b.FCProj.W, "mlp.c_proj"}} {
-			if err := conv(lin.w, fmt.Sprintf("h.%d.%s", l, lin.name)); err != nil {
+			if err := conv(lin.w, fmt.Sprintf("h.%d.%s", l, lin.name), true); err != nil {
 				return nil, err
 			}
 		}
