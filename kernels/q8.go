@@ -62,10 +62,11 @@ func (a *q8Acts) reset(n, k int) {
 var q8ActBufs = sync.Pool{New: func() any { return new(q8Acts) }}
 
 // quantizeRow quantizes x (a multiple of Q8Block long) into rec, the layout
-// above with groups stride bytes apart: per block, scale d = max|x|/127 and values round(x · (1/d)) to
-// nearest even, in [-127, 127] (all zero when d is 0). A block holding an
-// infinity or NaN gets the values 0 and the scale NaN, so that the
-// products it enters are NaN, as they would be in float32.
+// above with groups stride bytes apart: per block, scale d = max|x|/127
+// and values round(x · (1/d)) to nearest even, in [-127, 127] (all zero
+// when d is 0). A block holding an infinity or NaN gets the values 0 and
+// the scale NaN, so that the products it enters are NaN, as they would be
+// in float32.
 func quantizeRow(rec []byte, stride int, x []float32) {
 	const magic = 1.5 * (1 << 23) // v + magic rounds v to an integer, ties to even, for |v| < 2^22
 	for b := 0; b < len(x)/Q8Block; b++ {
@@ -221,6 +222,9 @@ func (t *matMulQ8Task) run(lo, hi int) {
 			for ; i < t.n; i++ {
 				im.dotQ8Q8(&t.out[i*m+j0], 4*m, unsafe.Pointer(&t.acts.row(i)[0]), stride, w, k, kv, j1-j0, s, 4*blocks)
 			}
+		}
+		if kv == k && t.bias == nil {
+			continue // the kernels did it all
 		}
 		for i := 0; i < t.n; i++ {
 			rec := t.acts.row(i)

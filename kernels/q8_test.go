@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -47,8 +48,8 @@ func TestQuantizeRow(t *testing.T) {
 			}
 			g, h := b/2*256, b%2*32
 			for l := range 8 {
-				lane := math.Float32frombits(uint32(rec[g+64+h+4*l]) | uint32(rec[g+65+h+4*l])<<8 | uint32(rec[g+66+h+4*l])<<16 | uint32(rec[g+67+h+4*l])<<24)
-				corr := int32(uint32(rec[g+128+h+4*l]) | uint32(rec[g+129+h+4*l])<<8 | uint32(rec[g+130+h+4*l])<<16 | uint32(rec[g+131+h+4*l])<<24)
+				lane := math.Float32frombits(binary.LittleEndian.Uint32(rec[g+64+h+4*l:]))
+				corr := int32(binary.LittleEndian.Uint32(rec[g+128+h+4*l:]))
 				sum := int32(int8(q[4*l])) + int32(int8(q[4*l+1])) + int32(int8(q[4*l+2])) + int32(int8(q[4*l+3]))
 				if lane != d || corr != -128*sum {
 					t.Fatalf("k=%d block %d lane %d: scale %g correction %d, want %g and %d", k, b, l, lane, corr, d, -128*sum)
