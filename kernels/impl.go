@@ -27,6 +27,8 @@ type impl struct {
 	// there is none).
 	dotQ8Q8, dotQ8Q8Tile func(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw, k, rows int, s *float32, lds int)
 	q8TileMX             int
+	// quantQ8 quantizes blocks of 32 inputs for dotQ8Q8 (quantizeRow).
+	quantQ8 func(rec unsafe.Pointer, stride int, x *float32, blocks int)
 
 	// dotTile is the register-tiled MatMulT kernel for many rows of x, by
 	// weight type (q8_0 weights are converted first: nil entry): tileMR

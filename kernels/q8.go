@@ -64,23 +64,45 @@ var q8ActBufs = sync.Pool{New: func() any { return new(q8Acts) }}
 // quantizeRow quantizes x (a multiple of Q8Block long) into rec, the layout
 // above with groups stride bytes apart: per block, scale d = max|x|/127
 // and values round(x · (1/d)) to nearest even, in [-127, 127] (all zero
-// when d is 0). A block holding an infinity or NaN gets the values 0 and
-// the scale NaN, so that the products it enters are NaN, as they would be
-// in float32.
-func quantizeRow(rec []byte, stride int, x []float32) {
+// when d is 0 or subnormal: such a block's products are below 1e-36). A
+// block holding an infinity or NaN gets the values 0 and the scale NaN,
+// so that the products it enters are NaN, as they would be in float32.
+// im's SIMD kernel, where it has one, gives the same bytes as the Go
+// reference, quantizeBlocks.
+func quantizeRow(im *impl, rec []byte, stride int, x []float32) {
+	blocks := len(x) / Q8Block
+	if blocks == 0 {
+		return
+	}
+	if im.quantQ8 != nil {
+		_ = rec[(blocks-1)/2*stride+192-1]
+		im.quantQ8(unsafe.Pointer(&rec[0]), stride, &x[0], blocks)
+	} else {
+		quantizeBlocks(rec, stride, x)
+	}
+	if len(x)%64 != 0 { // the unused half of the last group
+		g := len(x) / 64 * stride
+		clear(rec[g+32 : g+64])
+		clear(rec[g+96 : g+128])
+		clear(rec[g+160 : g+192])
+	}
+}
+
+// quantizeBlocks is quantizeRow in Go, without the clearing of an unused
+// half group.
+func quantizeBlocks(rec []byte, stride int, x []float32) {
 	const magic = 1.5 * (1 << 23) // v + magic rounds v to an integer, ties to even, for |v| < 2^22
 	for b := 0; b < len(x)/Q8Block; b++ {
 		blk := (*[Q8Block]float32)(x[b*Q8Block:])
 		g, h := b/2*stride, b%2*32 // the block's group and half
 		q := (*[Q8Block]byte)(rec[g+h:])
-		var amax float32
+		var amax uint32 // max |x| as bits: a NaN's exceed an infinity's
 		for _, v := range blk {
-			amax = max(amax, math.Float32frombits(math.Float32bits(v)&^(1<<31)))
+			amax = max(amax, math.Float32bits(v)&^(1<<31))
 		}
-		d := amax / 127
 		lanes := (*[8]float32)(unsafe.Pointer(&rec[g+64+h]))
 		corr := (*[8]int32)(unsafe.Pointer(&rec[g+128+h]))
-		if !(d <= math.MaxFloat32) { // NaN or infinity
+		if amax >= 0x7f800000 { // NaN or infinity
 			clear(q[:])
 			clear(corr[:])
 			for l := range lanes {
@@ -88,27 +110,24 @@ func quantizeRow(rec []byte, stride int, x []float32) {
 			}
 			continue
 		}
+		d := math.Float32frombits(amax) / 127
 		var inv float32
-		if d != 0 {
+		if d >= 0x1p-126 { // normal: 1/d is finite
 			inv = 1 / d
 		}
 		for l := range 8 {
 			var sum int32
 			for p := 4 * l; p < 4*l+4; p++ {
-				// |x·inv| <= 127 (and a few ulps): no clamping needed.
-				v := int32(math.Float32bits(blk[p]*inv+magic)) - int32(math.Float32bits(magic))
+				// The conversion rounds the product before the add (no
+				// fused multiply-add), as the SIMD kernels do. |x·inv| <=
+				// 127 (and a few ulps): no clamping needed.
+				v := int32(math.Float32bits(float32(blk[p]*inv)+magic)) - int32(math.Float32bits(magic))
 				q[p] = byte(int8(v))
 				sum += v
 			}
 			lanes[l] = d
 			corr[l] = -128 * sum
 		}
-	}
-	if len(x)%64 != 0 { // the unused half of the last group
-		g := len(x) / 64 * stride
-		clear(rec[g+32 : g+64])
-		clear(rec[g+96 : g+128])
-		clear(rec[g+160 : g+192])
 	}
 }
 
@@ -157,7 +176,7 @@ func matMulQ8(out, x []float32, n int, w *Mat, bias []float32) {
 	acts := q8ActBufs.Get().(*q8Acts)
 	acts.reset(n, k)
 	qt := quantTasks.get()
-	*qt = quantTask{acts: acts, x: x}
+	*qt = quantTask{im: active(), acts: acts, x: x}
 	parallel(n, grain(1, 8*k), qt)
 	quantTasks.put(qt)
 
@@ -172,6 +191,7 @@ func matMulQ8(out, x []float32, n int, w *Mat, bias []float32) {
 }
 
 type quantTask struct {
+	im   *impl
 	acts *q8Acts
 	x    []float32
 }
@@ -181,7 +201,7 @@ var quantTasks taskPool[quantTask]
 func (t *quantTask) run(lo, hi int) {
 	k := t.acts.k
 	for i := lo; i < hi; i++ {
-		quantizeRow(t.acts.row(i), t.acts.stride(), t.x[i*k:(i+1)*k])
+		quantizeRow(t.im, t.acts.row(i), t.acts.stride(), t.x[i*k:(i+1)*k])
 	}
 }
 

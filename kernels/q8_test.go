@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -13,65 +14,116 @@ import (
 // per block of 32, d = max|x|/127 and q = round(x/d) to nearest even, in
 // float64, with the lane scales and corrections the kernels read.
 func TestQuantizeRow(t *testing.T) {
-	r := rand.New(rand.NewPCG(41, 42))
-	for _, k := range []int{32, 64, 96, 768} {
-		x := uniform(r, k, 3)
-		x[0] = 0
-		if k >= 64 {
-			clear(x[32:64]) // an all-zero block
-		}
-		x[k-1] = 1.5 * float32(math.Abs(float64(x[k-2]))) // a block's largest value last
-		rec := make([]byte, (k+63)/64*256)
-		for i := range rec {
-			rec[i] = 0xa5 // garbage that must be overwritten or cleared
-		}
-		quantizeRow(rec, 256, x)
-		for b := 0; b < k/Q8Block; b++ {
-			blk := x[b*Q8Block : (b+1)*Q8Block]
-			var amax float32
-			for _, v := range blk {
-				amax = max(amax, float32(math.Abs(float64(v))))
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(41, 42))
+		for _, k := range []int{32, 64, 96, 768} {
+			x := uniform(r, k, 3)
+			x[0] = 0
+			if k >= 64 {
+				clear(x[32:64]) // an all-zero block
 			}
-			d := amax / 127
-			q, sx := q8Block(rec, 256, b)
-			if sx != d {
-				t.Fatalf("k=%d block %d: scale %g, want %g", k, b, sx, d)
-			}
-			for p, v := range blk {
-				want := 0.0
-				if d != 0 {
-					want = max(-127, min(127, math.RoundToEven(float64(v*(1/d)))))
-				}
-				if got := int8(q[p]); float64(got) != want {
-					t.Fatalf("k=%d block %d value %d: %d, want %v (x %g)", k, b, p, got, want, v)
+			if k >= 96 { // a block of subnormals: its scale would be too
+				for p := 64; p < 96; p++ {
+					x[p] = float32(p-80) * 0x1p-140
 				}
 			}
-			g, h := b/2*256, b%2*32
-			for l := range 8 {
-				lane := math.Float32frombits(binary.LittleEndian.Uint32(rec[g+64+h+4*l:]))
-				corr := int32(binary.LittleEndian.Uint32(rec[g+128+h+4*l:]))
-				sum := int32(int8(q[4*l])) + int32(int8(q[4*l+1])) + int32(int8(q[4*l+2])) + int32(int8(q[4*l+3]))
-				if lane != d || corr != -128*sum {
-					t.Fatalf("k=%d block %d lane %d: scale %g correction %d, want %g and %d", k, b, l, lane, corr, d, -128*sum)
+			x[k-1] = 1.5 * float32(math.Abs(float64(x[k-2]))) // a block's largest value last
+			rec := make([]byte, (k+63)/64*256)
+			for i := range rec {
+				rec[i] = 0xa5 // garbage that must be overwritten or cleared
+			}
+			quantizeRow(active(), rec, 256, x)
+			for b := 0; b < k/Q8Block; b++ {
+				blk := x[b*Q8Block : (b+1)*Q8Block]
+				var amax float32
+				for _, v := range blk {
+					amax = max(amax, float32(math.Abs(float64(v))))
+				}
+				d := amax / 127
+				q, sx := q8Block(rec, 256, b)
+				if sx != d {
+					t.Fatalf("k=%d block %d: scale %g, want %g", k, b, sx, d)
+				}
+				for p, v := range blk {
+					want := 0.0
+					if d >= 0x1p-126 {
+						want = max(-127, min(127, math.RoundToEven(float64(v*(1/d)))))
+					}
+					if got := int8(q[p]); float64(got) != want {
+						t.Fatalf("k=%d block %d value %d: %d, want %v (x %g)", k, b, p, got, want, v)
+					}
+				}
+				g, h := b/2*256, b%2*32
+				for l := range 8 {
+					lane := math.Float32frombits(binary.LittleEndian.Uint32(rec[g+64+h+4*l:]))
+					corr := int32(binary.LittleEndian.Uint32(rec[g+128+h+4*l:]))
+					sum := int32(int8(q[4*l])) + int32(int8(q[4*l+1])) + int32(int8(q[4*l+2])) + int32(int8(q[4*l+3]))
+					if lane != d || corr != -128*sum {
+						t.Fatalf("k=%d block %d lane %d: scale %g correction %d, want %g and %d", k, b, l, lane, corr, d, -128*sum)
+					}
+				}
+			}
+			if k >= 96 { // blocks with a NaN or an infinity: values 0, scale NaN
+				x[70] = float32(math.NaN())
+				x[k-5] = float32(math.Inf(-1))
+				quantizeRow(active(), rec, 256, x)
+				for _, b := range []int{2, k/Q8Block - 1} {
+					q, sx := q8Block(rec, 256, b)
+					if !math.IsNaN(float64(sx)) || slices.ContainsFunc(q, func(c byte) bool { return c != 0 }) {
+						t.Errorf("k=%d: block %d with a NaN or infinity quantized to %v, scale %g", k, b, q, sx)
+					}
+				}
+			}
+			if k%64 != 0 { // the unused half of the last group reads as zeros
+				g := k / 64 * 256
+				for _, off := range []int{32, 96, 160} {
+					if slices.ContainsFunc(rec[g+off:g+off+32], func(c byte) bool { return c != 0 }) {
+						t.Fatalf("k=%d: unused half at %d not cleared", k, off)
+					}
 				}
 			}
 		}
-		if k >= 96 { // a block with a NaN: values 0, scale NaN
-			x[70] = float32(math.NaN())
-			quantizeRow(rec, 256, x)
-			q, sx := q8Block(rec, 256, 2)
-			if !math.IsNaN(float64(sx)) || slices.ContainsFunc(q, func(c byte) bool { return c != 0 }) {
-				t.Errorf("k=%d: block with a NaN quantized to %v, scale %g", k, q, sx)
+	})
+}
+
+// TestQuantizeRowSIMD holds the SIMD quantization to the Go reference
+// byte for byte, over magnitudes from subnormal to near overflow and ties
+// that round to even.
+func TestQuantizeRowSIMD(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	const k = 64 * 40
+	x := make([]float32, k)
+	for b := 0; b < k/Q8Block; b++ {
+		scale := float32(math.Ldexp(1, r.IntN(250)-130))
+		for p := range Q8Block {
+			x[b*Q8Block+p] = (2*r.Float32() - 1) * scale
+		}
+		if b%3 == 0 { // exact halves after scaling: 127 and a few x.5 multiples of d
+			x[b*Q8Block] = 127 * scale
+			for p := 1; p < 6; p++ {
+				x[b*Q8Block+p] = (float32(p) + 0.5) * scale
 			}
 		}
-		if k%64 != 0 { // the unused half of the last group reads as zeros
-			g := k / 64 * 256
-			for _, off := range []int{32, 96, 160} {
-				if slices.ContainsFunc(rec[g+off:g+off+32], func(c byte) bool { return c != 0 }) {
-					t.Fatalf("k=%d: unused half at %d not cleared", k, off)
-				}
+	}
+	stride := 3 * 256 // groups of one row among three
+	want := make([]byte, k/64*stride)
+	quantizeBlocks(want, stride, x)
+	ran := 0
+	for _, im := range impls {
+		if im.quantQ8 == nil {
+			continue
+		}
+		ran++
+		got := make([]byte, len(want))
+		quantizeRow(im, got, stride, x)
+		for g := 0; g < k/64; g++ {
+			if w, o := want[g*stride:g*stride+192], got[g*stride:g*stride+192]; !bytes.Equal(w, o) {
+				t.Fatalf("%s: group %d differs from the Go reference:\n got %v\nwant %v", im.name, g, o, w)
 			}
 		}
+	}
+	if ran == 0 {
+		t.Skip("no SIMD quantization on this machine")
 	}
 }
 
@@ -80,7 +132,7 @@ func TestQuantizeRow(t *testing.T) {
 // quantized, and the magnitude sum of its terms.
 func q8Want(x []float32, q []int8, s []float32) (want, mag float64) {
 	rec := make([]byte, (len(x)+63)/64*256)
-	quantizeRow(rec, 256, x)
+	quantizeRow(active(), rec, 256, x)
 	for b := range s {
 		xq, sx := q8Block(rec, 256, b)
 		for p := range Q8Block {

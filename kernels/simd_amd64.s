@@ -308,7 +308,71 @@ DATA consts<>+1200(SB)/4, $0x00010001 // words1
 DATA consts<>+1204(SB)/4, $0x00010001 // words1
 DATA consts<>+1208(SB)/4, $0x00010001 // words1
 DATA consts<>+1212(SB)/4, $0x00010001 // words1
-GLOBL consts<>(SB), RODATA|NOPTR, $1216
+DATA consts<>+1216(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1220(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1224(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1228(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1232(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1236(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1240(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1244(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1248(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1252(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1256(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1260(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1264(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1268(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1272(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1276(SB)/4, $0x01010101 // bytes1
+DATA consts<>+1280(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1284(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1288(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1292(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1296(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1300(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1304(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1308(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1312(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1316(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1320(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1324(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1328(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1332(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1336(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1340(SB)/4, $0x7fffffff // absmask
+DATA consts<>+1344(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1348(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1352(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1356(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1360(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1364(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1368(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1372(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1376(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1380(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1384(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1388(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1392(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1396(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1400(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1404(SB)/4, $0x42fe0000 // q8max
+DATA consts<>+1408(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1412(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1416(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1420(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1424(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1428(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1432(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1436(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1440(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1444(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1448(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1452(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1456(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1460(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1464(SB)/4, $0x7fc00000 // nan
+DATA consts<>+1468(SB)/4, $0x7fc00000 // nan
+GLOBL consts<>(SB), RODATA|NOPTR, $1472
 
 // func axpyF32AVX2
 TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-64
@@ -1023,6 +1087,89 @@ tp:
 	VMOVSS X0, (DI)(BX*4)
 	INCQ BX
 	JMP tail
+done:
+	VZEROUPPER
+	RET
+
+// func quantQ8AVX2
+TEXT ·quantQ8AVX2(SB), NOSPLIT, $0-32
+	MOVQ rec+0(FP), DI
+	MOVQ stride+8(FP), R9
+	MOVQ x+16(FP), SI
+	MOVQ blocks+24(FP), CX
+	VMOVUPS consts<>+1280(SB), Y10
+	VMOVDQU consts<>+1216(SB), Y11
+	VMOVDQU consts<>+1152(SB), Y12
+	VPXOR Y13, Y13, Y13
+	XORQ R8, R8
+	TESTQ CX, CX
+	JE done
+loop:
+	VMOVUPS 0(SI), Y0
+	VPAND Y10, Y0, Y4
+	VMOVUPS 32(SI), Y1
+	VPAND Y10, Y1, Y5
+	VMOVUPS 64(SI), Y2
+	VPAND Y10, Y2, Y6
+	VMOVUPS 96(SI), Y3
+	VPAND Y10, Y3, Y7
+	VPMAXUD Y5, Y4, Y4
+	VPMAXUD Y6, Y4, Y4
+	VPMAXUD Y7, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0x4e, X4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0xb1, X4, X5
+	VPMAXUD X5, X4, X4
+	VMOVD X4, AX
+	CMPL AX, $0x7f800000
+	JAE nonfinite
+	VDIVSS consts<>+1344(SB), X4, X8
+	VXORPS X9, X9, X9
+	VMOVD X8, AX
+	CMPL AX, $0x00800000
+	JB scaled
+	VMOVSS consts<>+0(SB), X9
+	VDIVSS X8, X9, X9
+scaled:
+	VBROADCASTSS X9, Y9
+	VMULPS Y9, Y0, Y0
+	VCVTPS2DQ Y0, Y0
+	VMULPS Y9, Y1, Y1
+	VCVTPS2DQ Y1, Y1
+	VMULPS Y9, Y2, Y2
+	VCVTPS2DQ Y2, Y2
+	VMULPS Y9, Y3, Y3
+	VCVTPS2DQ Y3, Y3
+	VPACKSSDW Y1, Y0, Y0
+	VPERMQ $0xd8, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPERMQ $0xd8, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMQ $0xd8, Y0, Y0
+	VMOVDQU Y0, (DI)(R8*1)
+	VBROADCASTSS X8, Y8
+	VMOVUPS Y8, 64(DI)(R8*1)
+	VPMADDUBSW Y0, Y11, Y1
+	VPMADDWD Y12, Y1, Y1
+	VPSLLD $7, Y1, Y1
+	VPSUBD Y1, Y13, Y1
+	VMOVDQU Y1, 128(DI)(R8*1)
+	JMP next
+nonfinite:
+	VMOVDQU Y13, (DI)(R8*1)
+	VMOVDQU Y13, 128(DI)(R8*1)
+	VMOVUPS consts<>+1408(SB), Y8
+	VMOVUPS Y8, 64(DI)(R8*1)
+next:
+	ADDQ $128, SI
+	XORQ $32, R8
+	JNZ half
+	ADDQ R9, DI
+half:
+	DECQ CX
+	JNZ loop
 done:
 	VZEROUPPER
 	RET
@@ -3397,6 +3544,78 @@ tp:
 	VMOVSS X0, (DI)(BX*4)
 	INCQ BX
 	JMP tail
+done:
+	VZEROUPPER
+	RET
+
+// func quantQ8AVX512
+TEXT ·quantQ8AVX512(SB), NOSPLIT, $0-32
+	MOVQ rec+0(FP), DI
+	MOVQ stride+8(FP), R9
+	MOVQ x+16(FP), SI
+	MOVQ blocks+24(FP), CX
+	VMOVUPS consts<>+1280(SB), Z10
+	VMOVDQU consts<>+1216(SB), Y11
+	VMOVDQU consts<>+1152(SB), Y12
+	VPXOR Y13, Y13, Y13
+	XORQ R8, R8
+	TESTQ CX, CX
+	JE done
+loop:
+	VMOVUPS 0(SI), Z0
+	VPANDD Z10, Z0, Z4
+	VMOVUPS 64(SI), Z1
+	VPANDD Z10, Z1, Z5
+	VPMAXUD Z5, Z4, Z4
+	VEXTRACTI64X4 $1, Z4, Y5
+	VPMAXUD Y5, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0x4e, X4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0xb1, X4, X5
+	VPMAXUD X5, X4, X4
+	VMOVD X4, AX
+	CMPL AX, $0x7f800000
+	JAE nonfinite
+	VDIVSS consts<>+1344(SB), X4, X8
+	VXORPS X9, X9, X9
+	VMOVD X8, AX
+	CMPL AX, $0x00800000
+	JB scaled
+	VMOVSS consts<>+0(SB), X9
+	VDIVSS X8, X9, X9
+scaled:
+	VBROADCASTSS X9, Z9
+	VMULPS Z9, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VMULPS Z9, Z1, Z1
+	VCVTPS2DQ Z1, Z1
+	VPMOVDB Z0, X0
+	VPMOVDB Z1, X1
+	VINSERTI128 $1, X1, Y0, Y0
+	VMOVDQU Y0, (DI)(R8*1)
+	VBROADCASTSS X8, Y8
+	VMOVUPS Y8, 64(DI)(R8*1)
+	VPMADDUBSW Y0, Y11, Y1
+	VPMADDWD Y12, Y1, Y1
+	VPSLLD $7, Y1, Y1
+	VPSUBD Y1, Y13, Y1
+	VMOVDQU Y1, 128(DI)(R8*1)
+	JMP next
+nonfinite:
+	VMOVDQU Y13, (DI)(R8*1)
+	VMOVDQU Y13, 128(DI)(R8*1)
+	VMOVUPS consts<>+1408(SB), Y8
+	VMOVUPS Y8, 64(DI)(R8*1)
+next:
+	ADDQ $128, SI
+	XORQ $32, R8
+	JNZ half
+	ADDQ R9, DI
+half:
+	DECQ CX
+	JNZ loop
 done:
 	VZEROUPPER
 	RET

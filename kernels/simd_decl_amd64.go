@@ -52,6 +52,9 @@ func cvtBF16AVX2(dst *float32, src unsafe.Pointer, n int)
 func axpyQ8AVX2(y *float32, x *float32, w unsafe.Pointer, ldw int, k int, n int, s *float32, lds int)
 
 //go:noescape
+func quantQ8AVX2(rec unsafe.Pointer, stride int, x *float32, blocks int)
+
+//go:noescape
 func dotQ8Q8x1AVX2(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)
 
 //go:noescape
@@ -167,6 +170,9 @@ func cvtBF16AVX512(dst *float32, src unsafe.Pointer, n int)
 
 //go:noescape
 func axpyQ8AVX512(y *float32, x *float32, w unsafe.Pointer, ldw int, k int, n int, s *float32, lds int)
+
+//go:noescape
+func quantQ8AVX512(rec unsafe.Pointer, stride int, x *float32, blocks int)
 
 //go:noescape
 func dotQ8Q8x1AVX512(out *float32, ldo int, x unsafe.Pointer, ldx int, w unsafe.Pointer, ldw int, k int, rows int, s *float32, lds int)

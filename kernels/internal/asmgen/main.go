@@ -684,6 +684,110 @@ func genDotQ8Q8(s isa, mx int) {
 	ret()
 }
 
+// genQuantQ8 quantizes blocks of 32 float32 into the q8Acts layout (see
+// ../../q8.go), bit for bit as quantizeRow does: the largest |x| by
+// integer compare of the bits (so that a NaN or infinity shows as bits >=
+// 0x7f800000), d = amax/127, values x·(1/d) rounded to nearest even by
+// VCVTPS2DQ (Go leaves MXCSR at its default), packed to int8, and each
+// lane's -128 × sum of 4 values. x is read from SI, blocks from CX, the
+// record from DI whose groups are stride bytes apart; the first block
+// goes in the first half of its group.
+func genQuantQ8(s isa) {
+	fr := text("quantQ8"+s.name, "", []param{p("rec", "unsafe.Pointer"), p("stride", "int"), p("x", "*float32"), p("blocks", "int")})
+	fr.arg("rec", "DI")
+	fr.arg("stride", "R9")
+	fr.arg("x", "SI")
+	fr.arg("blocks", "CX")
+	wide := s.lanes == 16
+	emit("VMOVUPS %s, %s", c("absmask"), s.r(10))
+	emit("VMOVDQU %s, Y11", c("bytes1"))
+	emit("VMOVDQU %s, Y12", c("words1"))
+	emit("VPXOR Y13, Y13, Y13")
+	emit("XORQ R8, R8") // the half of the group: 0 or 32
+	emit("TESTQ CX, CX")
+	emit("JE done")
+	label("loop")
+	// Registers: x in 0..3 (0..1 for AVX-512), |x| bits 4..7, d in 8,
+	// 1/d in 9.
+	nv := 32 / s.lanes
+	for v := 0; v < nv; v++ {
+		emit("VMOVUPS %d(SI), %s", v*s.vbytes(), s.r(v))
+		if wide {
+			emit("VPANDD %s, %s, %s", s.r(10), s.r(v), s.r(4+v))
+		} else {
+			emit("VPAND %s, %s, %s", s.r(10), s.r(v), s.r(4+v))
+		}
+	}
+	for v := 1; v < nv; v++ {
+		emit("VPMAXUD %s, %s, %s", s.r(4+v), s.r(4), s.r(4))
+	}
+	if wide {
+		emit("VEXTRACTI64X4 $1, Z4, Y5")
+		emit("VPMAXUD Y5, Y4, Y4")
+	}
+	emit("VEXTRACTI128 $1, Y4, X5")
+	emit("VPMAXUD X5, X4, X4")
+	emit("VPSHUFD $0x4e, X4, X5")
+	emit("VPMAXUD X5, X4, X4")
+	emit("VPSHUFD $0xb1, X4, X5")
+	emit("VPMAXUD X5, X4, X4")
+	emit("VMOVD X4, AX")
+	emit("CMPL AX, $0x7f800000")
+	emit("JAE nonfinite")
+	emit("VDIVSS %s, X4, X8", c("q8max"))
+	// 1/d, or 0 where d is 0 or subnormal (then 1/d could overflow).
+	emit("VXORPS X9, X9, X9")
+	emit("VMOVD X8, AX")
+	emit("CMPL AX, $0x00800000")
+	emit("JB scaled")
+	emit("VMOVSS %s, X9", c("one"))
+	emit("VDIVSS X8, X9, X9")
+	label("scaled")
+	emit("VBROADCASTSS X9, %s", s.r(9))
+	for v := 0; v < nv; v++ {
+		emit("VMULPS %s, %s, %s", s.r(9), s.r(v), s.r(v))
+		emit("VCVTPS2DQ %s, %s", s.r(v), s.r(v))
+	}
+	if wide {
+		emit("VPMOVDB Z0, X0")
+		emit("VPMOVDB Z1, X1")
+		emit("VINSERTI128 $1, X1, Y0, Y0")
+	} else {
+		// Packing interleaves the 128-bit halves; the quadword
+		// permutations put the 32 values back in order.
+		emit("VPACKSSDW Y1, Y0, Y0")
+		emit("VPERMQ $0xd8, Y0, Y0")
+		emit("VPACKSSDW Y3, Y2, Y2")
+		emit("VPERMQ $0xd8, Y2, Y2")
+		emit("VPACKSSWB Y2, Y0, Y0")
+		emit("VPERMQ $0xd8, Y0, Y0")
+	}
+	emit("VMOVDQU Y0, (DI)(R8*1)")
+	emit("VBROADCASTSS X8, Y8")
+	emit("VMOVUPS Y8, 64(DI)(R8*1)")
+	emit("VPMADDUBSW Y0, Y11, Y1")
+	emit("VPMADDWD Y12, Y1, Y1")
+	emit("VPSLLD $7, Y1, Y1")
+	emit("VPSUBD Y1, Y13, Y1")
+	emit("VMOVDQU Y1, 128(DI)(R8*1)")
+	emit("JMP next")
+	label("nonfinite") // values 0, scale NaN
+	emit("VMOVDQU Y13, (DI)(R8*1)")
+	emit("VMOVDQU Y13, 128(DI)(R8*1)")
+	emit("VMOVUPS %s, Y8", c("nan"))
+	emit("VMOVUPS Y8, 64(DI)(R8*1)")
+	label("next")
+	emit("ADDQ $128, SI")
+	emit("XORQ $32, R8")
+	emit("JNZ half")
+	emit("ADDQ R9, DI")
+	label("half")
+	emit("DECQ CX")
+	emit("JNZ loop")
+	label("done")
+	ret()
+}
+
 // genDotTile: the register-tiled form of dot for many rows of x: for each
 // of tiles runs of nr rows of w (stride ldw bytes; one run after another),
 // an mr x nr block of out (row stride ldo bytes; blocks side by side) =
@@ -1090,6 +1194,10 @@ var consts = []struct {
 	{"gelu3a", 3 * 0.044715},
 	{"bytes80", math.Float32frombits(0x80808080)}, // int8 sign bits, for the q8_0 integer dot
 	{"words1", math.Float32frombits(0x00010001)},  // int16 ones, for the q8_0 integer dot
+	{"bytes1", math.Float32frombits(0x01010101)},  // int8 ones, to sum q8_0 values in fours
+	{"absmask", math.Float32frombits(0x7fffffff)},
+	{"q8max", 127},
+	{"nan", float32(math.NaN())},
 }
 
 func c(name string) string {
@@ -1550,6 +1658,7 @@ func main() {
 				genConvert(s, dt)
 			}
 		}
+		genQuantQ8(s)
 		genDotQ8Q8(s, 1)
 		if s.lanes == 16 {
 			genDotQ8Q8(s, q8TileMX)
