@@ -554,3 +554,28 @@ func TestMatMulAcc(t *testing.T) {
 		}
 	})
 }
+
+// TestPrefetch checks that Prefetch hands idle threads the first bytes of
+// each kind of matrix, up to the budget, and that the steps stop there.
+func TestPrefetch(t *testing.T) {
+	eachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 9))
+		for _, dt := range []DType{F32, F16, BF16, Q8_0} {
+			for _, sh := range [][2]int{{64, 96}, {1024, 2048}} {
+				w, _ := randMat(t, r, sh[0], sh[1], dt)
+				Prefetch(&w)
+				want := min(w.Bytes(), aheadBudget) &^ (aheadStep - 1)
+				if n := ahead.n.Load(); n != want {
+					t.Fatalf("%v %dx%d: fetching %d bytes, want %d", dt, sh[0], sh[1], n, want)
+				}
+				for range want/aheadStep + 2 {
+					prefetchIdle()
+				}
+				if next := ahead.next.Load(); next < want || next > want+aheadStep {
+					t.Fatalf("%v %dx%d: stopped at %d of %d bytes", dt, sh[0], sh[1], next, want)
+				}
+			}
+		}
+		Prefetch(&Mat{}) // no data: nothing to do
+	})
+}

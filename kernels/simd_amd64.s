@@ -374,6 +374,23 @@ DATA consts<>+1464(SB)/4, $0x7fc00000 // nan
 DATA consts<>+1468(SB)/4, $0x7fc00000 // nan
 GLOBL consts<>(SB), RODATA|NOPTR, $1472
 
+// func prefetchT1
+TEXT ·prefetchT1(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), CX
+	TESTQ CX, CX
+	JE done
+loop:
+	PREFETCHT1 0(SI)
+	PREFETCHT1 64(SI)
+	PREFETCHT1 128(SI)
+	PREFETCHT1 192(SI)
+	ADDQ $256, SI
+	SUBQ $256, CX
+	JNZ loop
+done:
+	RET
+
 // func axpyF32AVX2
 TEXT ·axpyF32AVX2(SB), NOSPLIT, $0-64
 	MOVQ y+0(FP), DI

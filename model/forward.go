@@ -116,9 +116,14 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 	seqs := make([]kernels.AttentionSeq, len(steps))
 	eps := float32(cfg.LayerNormEps)
 	hs := cfg.HeadSize()
+	// Each matrix is named to kernels.Prefetch before the call ahead of
+	// it, so that threads that would wait at the end of a call, or while
+	// one thread does the small work between calls, fetch it instead:
+	// decoding is bound by reading the weights.
 	for l := range m.Blocks {
 		b := &m.Blocks[l]
 		kernels.LayerNorm(ln, x, b.LN1G, b.LN1B, n, C, eps)
+		kernels.Prefetch(&b.AttnProj.W)
 		kernels.MatMul(qkv, ln, n, &b.Attn.W, b.Attn.B)
 		row := 0
 		for i, s := range steps {
@@ -134,12 +139,19 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 			row += t
 		}
 		kernels.AttentionBatch(seqs, cfg.NHead, hs, C)
+		kernels.Prefetch(&b.FC.W)
 		kernels.MatMul(tmp, att, n, &b.AttnProj.W, b.AttnProj.B)
 		kernels.Add(x, x, tmp)
 
 		kernels.LayerNorm(ln, x, b.LN2G, b.LN2B, n, C, eps)
+		kernels.Prefetch(&b.FCProj.W)
 		kernels.MatMul(fc, ln, n, &b.FC.W, b.FC.B)
 		kernels.GELU(fc, fc)
+		if l+1 < len(m.Blocks) {
+			kernels.Prefetch(&m.Blocks[l+1].Attn.W)
+		} else {
+			kernels.Prefetch(m.Output())
+		}
 		kernels.MatMul(tmp, fc, n, &b.FCProj.W, b.FCProj.B)
 		kernels.Add(x, x, tmp)
 	}
@@ -170,6 +182,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 		logits = make([]float32, len(rows)*V)
 	}
 	logits = logits[:len(rows)*V]
+	kernels.Prefetch(&m.Blocks[0].Attn.W) // the next token's first
 	kernels.MatMulT(logits, h, len(rows), m.Output())
 	off := 0
 	for i, s := range steps {
