@@ -579,3 +579,13 @@ func TestPrefetch(t *testing.T) {
 		Prefetch(&Mat{}) // no data: nothing to do
 	})
 }
+
+// TestMeasureBandwidth runs the copy and read measurements on buffers
+// small enough for a test (they measure the cache, not memory).
+func TestMeasureBandwidth(t *testing.T) {
+	for _, f := range []func(int) float64{MeasureCopyBandwidthSize, MeasureReadBandwidthSize} {
+		if gbs := f(1 << 20); !(gbs > 0) || math.IsInf(gbs, 0) {
+			t.Errorf("bandwidth %v GB/s, want a positive number", gbs)
+		}
+	}
+}

@@ -23,27 +23,61 @@ func MeasureCopyBandwidth() float64 { return MeasureCopyBandwidthSize(copyBufByt
 // MeasureCopyBandwidthSize is MeasureCopyBandwidth with buffers of size
 // bytes each; below a few times the last-level cache it measures the cache.
 func MeasureCopyBandwidthSize(size int) float64 {
+	return measureBandwidth(size, true)
+}
+
+// MeasureReadBandwidth returns memory read bandwidth in GB/s, with
+// Threads() threads each summing its share of a 1 GiB buffer with a vector
+// loop (plain loads: what the hardware prefetchers deliver). It warms up
+// once and returns the median of five passes. Where the copy moves data
+// without waiting for it (streaming stores), a read waits on every line, so
+// on some machines a thread reads much less than half of what it copies.
+func MeasureReadBandwidth() float64 { return MeasureReadBandwidthSize(copyBufBytes) }
+
+// MeasureReadBandwidthSize is MeasureReadBandwidth with a buffer of size
+// bytes.
+func MeasureReadBandwidthSize(size int) float64 {
+	return measureBandwidth(size, false)
+}
+
+// measureBandwidth times threads copying (or summing) their shares of a
+// buffer of size bytes: the median of five passes after a warm-up, in GB/s
+// of bytes read plus written.
+func measureBandwidth(size int, copying bool) float64 {
 	best := bestImpl()
 	threads := Threads()
 	size = max(size, threads*4096)
 	src := make([]byte, size+4096)
-	dst := make([]byte, size+4096)
-	// Align both to a page so that every vector store is aligned.
+	var dst []byte
+	if copying {
+		dst = make([]byte, size+4096)
+	}
+	// Align to a page so that every vector load and store is aligned.
 	s := src[alignOff(src, 4096):][:size]
-	d := dst[alignOff(dst, 4096):][:size]
 	for i := range s {
 		s[i] = byte(i)
 	}
 	per := size / threads / 4096 * 4096
+	sums := make([]float32, threads)
 	pass := func() time.Duration {
 		start := time.Now()
 		Parallel(threads, 1, func(lo, hi int) {
 			for th := lo; th < hi; th++ {
-				a, b := d[th*per:(th+1)*per], s[th*per:(th+1)*per]
-				if best.simd {
+				b := s[th*per : (th+1)*per]
+				switch {
+				case copying && best.simd:
+					a := dst[alignOff(dst, 4096)+th*per:][:per]
 					best.copyNT(unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), per)
-				} else {
-					copy(a, b)
+				case copying:
+					copy(dst[alignOff(dst, 4096)+th*per:][:per], b)
+				case best.simd:
+					sums[th] = best.readSum(unsafe.Pointer(&b[0]), per)
+				default:
+					var sum uint64
+					for _, w := range unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), per/8) {
+						sum += w
+					}
+					sums[th] = float32(sum)
 				}
 			}
 		})
@@ -54,7 +88,11 @@ func MeasureCopyBandwidthSize(size int) float64 {
 	for range 5 {
 		times = append(times, pass())
 	}
-	return float64(2*per*threads) / median(times).Seconds() / 1e9
+	moved := per * threads
+	if copying {
+		moved *= 2
+	}
+	return float64(moved) / median(times).Seconds() / 1e9
 }
 
 // MeasureFMAPeak returns the float32 fused multiply-add throughput in

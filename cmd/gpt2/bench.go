@@ -28,6 +28,7 @@ type benchResult struct {
 	DType                   string  `json:"dtype"`
 	Kernels                 string  `json:"kernels"`
 	CopyBandwidthGBs        float64 `json:"copy_bandwidth_gbs"`
+	ReadBandwidthGBs        float64 `json:"read_bandwidth_gbs"`
 	FMAPeakGFLOPs           float64 `json:"fma_peak_gflops"`
 	LoadSeconds             float64 `json:"load_seconds"`
 	FileBytes               int64   `json:"file_bytes"`
@@ -39,6 +40,7 @@ type benchResult struct {
 	DecodeTokensPerS        float64 `json:"decode_tokens_per_s"`
 	DecodeBytesPerToken     int64   `json:"decode_bytes_per_token"`
 	DecodeBandwidthFraction float64 `json:"decode_bandwidth_fraction"`
+	DecodeReadFraction      float64 `json:"decode_read_fraction"`
 	PeakRSSBytes            int64   `json:"peak_rss_bytes"`
 	Runs                    int     `json:"runs"`
 }
@@ -57,13 +59,17 @@ func newBenchCmd() *cobra.Command {
 
   copy bandwidth   memory copy, GB/s of bytes read plus written, 1 GiB buffers
                    (far past the caches), vector loop with streaming stores
+  read bandwidth   memory read, GB/s, summing a 1 GiB buffer with a vector
+                   loop: a read waits for its data where a streaming store
+                   does not, so this is often well under the copy's figure
   FMA peak         float32 fused multiply-add GFLOP/s, independent chains
   load             time of model.Load (the weights are mapped, not read)
   prefill          tokens/s for one --prompt-token prompt (default 512), the
                    GFLOP/s that is and its fraction of the FMA peak
   decode           tokens/s generating --decode tokens (default 128) one at a
                    time from an empty cache, batch 1; the weight bytes each
-                   token reads and the fraction of copy bandwidth that is
+                   token reads and the fractions of copy and of read
+                   bandwidth that is
   peak RSS         the process's high-water mark (VmHWM) from the load on
 
 Each timing is the median of --runs runs (default 5) after a warm-up run;
@@ -76,10 +82,10 @@ and loaded from it like any other; --dtype converts the weights (q8_0, f16,
 bf16) first.
 
 --json prints one object: threads, dtype, kernels, copy_bandwidth_gbs,
-fma_peak_gflops, load_seconds, file_bytes, prefill_tokens,
-prefill_tokens_per_s, prefill_gflops, prefill_peak_fraction, decode_tokens,
-decode_tokens_per_s, decode_bytes_per_token, decode_bandwidth_fraction,
-peak_rss_bytes, runs.`,
+read_bandwidth_gbs, fma_peak_gflops, load_seconds, file_bytes,
+prefill_tokens, prefill_tokens_per_s, prefill_gflops, prefill_peak_fraction,
+decode_tokens, decode_tokens_per_s, decode_bytes_per_token,
+decode_bandwidth_fraction, decode_read_fraction, peak_rss_bytes, runs.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if prompt < 1 || decode < 1 || runs < 1 {
@@ -180,8 +186,9 @@ func runBench(stdout, stderr io.Writer, o benchOptions) error {
 	r.DType = run.WeightType().String()
 	cfg := run.Config
 
-	progress("measuring copy bandwidth and FMA peak on %d threads...", r.Threads)
+	progress("measuring copy and read bandwidth and FMA peak on %d threads...", r.Threads)
 	r.CopyBandwidthGBs = kernels.MeasureCopyBandwidthSize(o.copyBytes)
+	r.ReadBandwidthGBs = kernels.MeasureReadBandwidthSize(o.copyBytes)
 	r.FMAPeakGFLOPs = kernels.MeasureFMAPeak(r.Threads)
 	freeMemory()
 	resetPeakRSS()
@@ -225,6 +232,7 @@ func runBench(stdout, stderr io.Writer, o benchOptions) error {
 	r.DecodeTokensPerS = float64(decode) / td
 	r.DecodeBytesPerToken = run.WeightBytes()
 	r.DecodeBandwidthFraction = float64(r.DecodeBytesPerToken) * r.DecodeTokensPerS / (r.CopyBandwidthGBs * 1e9)
+	r.DecodeReadFraction = float64(r.DecodeBytesPerToken) * r.DecodeTokensPerS / (r.ReadBandwidthGBs * 1e9)
 	r.PeakRSSBytes = peakRSS()
 
 	if jsonOut {
@@ -241,13 +249,14 @@ func runBench(stdout, stderr io.Writer, o benchOptions) error {
 	w := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
 	w("threads %d, kernels %s, weights %s, GOMAXPROCS %d", r.Threads, r.Kernels, r.DType, runtime.GOMAXPROCS(0))
 	w("copy bandwidth   %8.1f GB/s (read + written)", r.CopyBandwidthGBs)
+	w("read bandwidth   %8.1f GB/s", r.ReadBandwidthGBs)
 	w("FMA peak         %8.1f GFLOP/s", r.FMAPeakGFLOPs)
 	w("load             %8.3f s (%s, %.1f MiB)", r.LoadSeconds, path, float64(r.FileBytes)/(1<<20))
 	w("prefill          %8.1f tokens/s  %.1f GFLOP/s = %.0f%% of FMA peak  (%d tokens; %s)",
 		r.PrefillTokensPerS, r.PrefillGFLOPs, 100*r.PrefillPeakFraction, prompt, spread(prefillTimes))
-	w("decode           %8.1f tokens/s  %.1f MiB/token = %.1f GB/s = %.0f%% of copy bandwidth  (%d tokens; %s)",
+	w("decode           %8.1f tokens/s  %.1f MiB/token = %.1f GB/s = %.0f%% of copy, %.0f%% of read bandwidth  (%d tokens; %s)",
 		r.DecodeTokensPerS, float64(r.DecodeBytesPerToken)/(1<<20), float64(r.DecodeBytesPerToken)*r.DecodeTokensPerS/1e9,
-		100*r.DecodeBandwidthFraction, decode, spread(decodeTimes))
+		100*r.DecodeBandwidthFraction, 100*r.DecodeReadFraction, decode, spread(decodeTimes))
 	rssNote := ""
 	if r.FileBytes > 0 {
 		rssNote = fmt.Sprintf(" = %.2fx the file", float64(r.PeakRSSBytes)/float64(r.FileBytes))

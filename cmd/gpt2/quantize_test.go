@@ -80,7 +80,7 @@ func TestBench(t *testing.T) {
 			t.Fatalf("bench --json printed %q: %v", out, err)
 		}
 		for _, k := range []string{"threads", "copy_bandwidth_gbs", "fma_peak_gflops", "load_seconds", "prefill_tokens_per_s",
-			"prefill_gflops", "prefill_peak_fraction", "decode_tokens_per_s", "decode_bytes_per_token", "decode_bandwidth_fraction", "peak_rss_bytes"} {
+			"prefill_gflops", "prefill_peak_fraction", "decode_tokens_per_s", "decode_bytes_per_token", "decode_bandwidth_fraction", "read_bandwidth_gbs", "decode_read_fraction", "peak_rss_bytes"} {
 			if v, ok := r[k].(float64); !ok || !(v > 0) {
 				t.Errorf("%s: %s = %v, want a positive number", dt, k, r[k])
 			}
