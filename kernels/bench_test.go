@@ -191,15 +191,15 @@ func BenchmarkDecodeStep(b *testing.B) {
 					for i := range ws {
 						if ahead {
 							if i+1 < len(ws) {
-								Prefetch(&ws[i+1])
+								Prefetch(&ws[i+1], 1)
 							} else {
-								Prefetch(&head)
+								Prefetch(&head, 1)
 							}
 						}
 						MatMul(out, x, 1, &ws[i], nil)
 					}
 					if ahead {
-						Prefetch(&ws[0])
+						Prefetch(&ws[0], 1)
 					}
 					MatMulT(out, x[:C], 1, &head)
 				}

@@ -563,7 +563,7 @@ func TestPrefetch(t *testing.T) {
 		for _, dt := range []DType{F32, F16, BF16, Q8_0} {
 			for _, sh := range [][2]int{{64, 96}, {1024, 2048}} {
 				w, _ := randMat(t, r, sh[0], sh[1], dt)
-				Prefetch(&w)
+				Prefetch(&w, 1)
 				want := min(w.Bytes(), aheadBudget) &^ (aheadStep - 1)
 				if n := ahead.n.Load(); n != want {
 					t.Fatalf("%v %dx%d: fetching %d bytes, want %d", dt, sh[0], sh[1], n, want)
@@ -576,7 +576,14 @@ func TestPrefetch(t *testing.T) {
 				}
 			}
 		}
-		Prefetch(&Mat{}) // no data: nothing to do
+		w, _ := randMat(t, r, 64, 64, F32)
+		for _, m := range []*Mat{{}, &w} {
+			Prefetch(&w, 1)
+			Prefetch(m, 2*prefetchRows) // no data, or too many rows: nothing to do
+			if ahead.base.Load() != nil {
+				t.Errorf("a request for %d bytes (%d rows) left a fetch pending", m.Bytes(), 2*prefetchRows)
+			}
+		}
 	})
 }
 

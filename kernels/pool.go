@@ -264,28 +264,34 @@ const (
 	// what the cores' L2 hold. Measured on the 124M decode step (2
 	// threads): 1 MiB gave half the gain of 4 MiB, 16 and 64 MiB less.
 	aheadBudget = 4 << 20
+	// prefetchRows is the most rows of x for which Prefetch fetches.
+	prefetchRows = 8
 )
 
-// Prefetch tells idle threads that w is the next matrix to be read, so
-// that they fetch its first bytes while they wait; it returns at once.
-// Callers that read weights once per call (decoding) name each matrix
-// before the call ahead of it; it is a hint, and does nothing without a
-// SIMD implementation.
-func Prefetch(w *Mat) {
+// Prefetch tells idle threads that w is the next matrix to be read, by n
+// rows of x, so that they fetch its first bytes while they wait; it
+// returns at once. Callers that read weights once per call (decoding)
+// name each matrix before the call ahead of it. It is a hint: it does
+// nothing without a SIMD implementation, nor for more than prefetchRows
+// rows, whose products are bound by arithmetic and keep their own blocks
+// in the caches that fetching ahead would crowd.
+func Prefetch(w *Mat, n int) {
 	var p unsafe.Pointer
 	switch {
+	case n > prefetchRows:
 	case len(w.F32) > 0:
 		p = unsafe.Pointer(&w.F32[0])
 	case len(w.U16) > 0:
 		p = unsafe.Pointer(&w.U16[0])
 	case len(w.Q8) > 0:
 		p = unsafe.Pointer(&w.Q8[0])
-	default:
-		return
 	}
 	// A thread that reads the old base with the new offsets fetches lines
 	// nobody wants: harmless, as prefetches never fault.
 	ahead.base.Store(nil)
+	if p == nil {
+		return
+	}
 	ahead.next.Store(0)
 	ahead.n.Store(min(w.Bytes(), aheadBudget) &^ (aheadStep - 1))
 	ahead.base.Store((*byte)(p))

@@ -123,7 +123,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 	for l := range m.Blocks {
 		b := &m.Blocks[l]
 		kernels.LayerNorm(ln, x, b.LN1G, b.LN1B, n, C, eps)
-		kernels.Prefetch(&b.AttnProj.W)
+		kernels.Prefetch(&b.AttnProj.W, n)
 		kernels.MatMul(qkv, ln, n, &b.Attn.W, b.Attn.B)
 		row := 0
 		for i, s := range steps {
@@ -139,18 +139,18 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 			row += t
 		}
 		kernels.AttentionBatch(seqs, cfg.NHead, hs, C)
-		kernels.Prefetch(&b.FC.W)
+		kernels.Prefetch(&b.FC.W, n)
 		kernels.MatMul(tmp, att, n, &b.AttnProj.W, b.AttnProj.B)
 		kernels.Add(x, x, tmp)
 
 		kernels.LayerNorm(ln, x, b.LN2G, b.LN2B, n, C, eps)
-		kernels.Prefetch(&b.FCProj.W)
+		kernels.Prefetch(&b.FCProj.W, n)
 		kernels.MatMul(fc, ln, n, &b.FC.W, b.FC.B)
 		kernels.GELU(fc, fc)
 		if l+1 < len(m.Blocks) {
-			kernels.Prefetch(&m.Blocks[l+1].Attn.W)
+			kernels.Prefetch(&m.Blocks[l+1].Attn.W, n)
 		} else {
-			kernels.Prefetch(m.Output())
+			kernels.Prefetch(m.Output(), n)
 		}
 		kernels.MatMul(tmp, fc, n, &b.FCProj.W, b.FCProj.B)
 		kernels.Add(x, x, tmp)
@@ -182,7 +182,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 		logits = make([]float32, len(rows)*V)
 	}
 	logits = logits[:len(rows)*V]
-	kernels.Prefetch(&m.Blocks[0].Attn.W) // the next token's first
+	kernels.Prefetch(&m.Blocks[0].Attn.W, n) // the next token's first
 	kernels.MatMulT(logits, h, len(rows), m.Output())
 	off := 0
 	for i, s := range steps {
