@@ -1019,6 +1019,19 @@ func genGemmKernel(s isa, name string, dt dtype, direct bool) (mr, nr int) {
 	br := mr * u // first B register
 	ar := br + u // broadcast registers ar, ar+1
 	fr.arg("bias", "R12")
+	// Ask for the C tile of the next call (the next mr rows) while this
+	// one computes: out is megabytes for a prompt, and its rows are too
+	// far apart for the hardware prefetchers.
+	emit("LEAQ (BX)(R8*2), R13")
+	emit("ADDQ R8, R13")
+	emit("LEAQ (R13)(R8*2), R14")
+	emit("ADDQ R8, R14")
+	next := []string{"(R13)", "(R13)(R8*1)", "(R13)(R8*2)", "(R14)", "(R14)(R8*1)", "(R14)(R8*2)"}
+	for i := 0; i < mr; i++ {
+		for off := 0; off < nr*4; off += 64 {
+			emit("PREFETCHT0 %d%s", off, next[i])
+		}
+	}
 	t.load()
 	label("loop")
 	if direct {
