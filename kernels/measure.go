@@ -47,18 +47,21 @@ func measureBandwidth(size int, copying bool) float64 {
 	best := bestImpl()
 	threads := Threads()
 	size = max(size, threads*4096)
-	src := make([]byte, size+4096)
-	var dst []byte
-	if copying {
-		dst = make([]byte, size+4096)
-	}
 	// Align to a page so that every vector load and store is aligned.
-	s := src[alignOff(src, 4096):][:size]
+	page := func() []byte {
+		b := make([]byte, size+4096)
+		return b[alignOff(b, 4096):][:size]
+	}
+	s := page()
 	for i := range s {
 		s[i] = byte(i)
 	}
+	var d []byte
+	if copying {
+		d = page()
+	}
 	per := size / threads / 4096 * 4096
-	sums := make([]float32, threads)
+	sums := make([]float32, threads) // keeps the reads from being dead
 	pass := func() time.Duration {
 		start := time.Now()
 		Parallel(threads, 1, func(lo, hi int) {
@@ -66,10 +69,9 @@ func measureBandwidth(size int, copying bool) float64 {
 				b := s[th*per : (th+1)*per]
 				switch {
 				case copying && best.simd:
-					a := dst[alignOff(dst, 4096)+th*per:][:per]
-					best.copyNT(unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), per)
+					best.copyNT(unsafe.Pointer(&d[th*per]), unsafe.Pointer(&b[0]), per)
 				case copying:
-					copy(dst[alignOff(dst, 4096)+th*per:][:per], b)
+					copy(d[th*per:(th+1)*per], b)
 				case best.simd:
 					sums[th] = best.readSum(unsafe.Pointer(&b[0]), per)
 				default:
