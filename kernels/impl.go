@@ -31,7 +31,7 @@ type impl struct {
 	quantQ8 func(rec unsafe.Pointer, stride int, x *float32, blocks int)
 	// prefetch asks for n bytes (a multiple of 256) to be brought into
 	// the cache (see Prefetch); nil where there is no such instruction.
-	prefetch func(p unsafe.Pointer, n int)
+	prefetch func(p uintptr, n int)
 
 	// dotTile is the register-tiled MatMulT kernel for many rows of x, by
 	// weight type (q8_0 weights are converted first: nil entry): tileMR

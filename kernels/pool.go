@@ -252,7 +252,11 @@ func (tp *taskPool[T]) put(t *T) {
 // threads fetch its first bytes into the cache instead, a step at a time,
 // so that memory stays busy across the barriers.
 var ahead struct {
-	base atomic.Pointer[byte]
+	// base is the address to fetch from, held as a number: the fetch
+	// neither keeps the memory alive nor needs it to be (a prefetch never
+	// faults), and a thread that pairs an old base with new offsets only
+	// fetches lines nobody wants.
+	base atomic.Uintptr
 	n    atomic.Int64 // bytes to fetch from base
 	next atomic.Int64 // offset of the next step
 }
@@ -277,31 +281,30 @@ const (
 // in the caches that fetching ahead would crowd.
 func Prefetch(w *Mat, n int) {
 	var p unsafe.Pointer
+	var size int
 	switch {
 	case n > prefetchRows:
 	case len(w.F32) > 0:
-		p = unsafe.Pointer(&w.F32[0])
+		p, size = unsafe.Pointer(&w.F32[0]), 4*len(w.F32)
 	case len(w.U16) > 0:
-		p = unsafe.Pointer(&w.U16[0])
+		p, size = unsafe.Pointer(&w.U16[0]), 2*len(w.U16)
 	case len(w.Q8) > 0:
-		p = unsafe.Pointer(&w.Q8[0])
+		p, size = unsafe.Pointer(&w.Q8[0]), len(w.Q8)
 	}
-	// A thread that reads the old base with the new offsets fetches lines
-	// nobody wants: harmless, as prefetches never fault.
-	ahead.base.Store(nil)
+	ahead.base.Store(0)
 	if p == nil {
 		return
 	}
 	ahead.next.Store(0)
-	ahead.n.Store(min(w.Bytes(), aheadBudget) &^ (aheadStep - 1))
-	ahead.base.Store((*byte)(p))
+	ahead.n.Store(int64(min(size, aheadBudget) &^ (aheadStep - 1)))
+	ahead.base.Store(uintptr(p))
 }
 
 // prefetchIdle takes the next step of the fetch that Prefetch asked for,
 // if any is left.
 func prefetchIdle() {
 	p := ahead.base.Load()
-	if p == nil {
+	if p == 0 {
 		return
 	}
 	n := ahead.n.Load()
@@ -313,6 +316,6 @@ func prefetchIdle() {
 		return
 	}
 	if im := active(); im.prefetch != nil {
-		im.prefetch(unsafe.Add(unsafe.Pointer(p), off), aheadStep)
+		im.prefetch(p+uintptr(off), aheadStep)
 	}
 }

@@ -25,7 +25,7 @@ const (
 )
 
 //go:noescape
-func prefetchT1(p unsafe.Pointer, n int)
+func prefetchT1(p uintptr, n int)
 
 //go:noescape
 func axpyF32AVX2(y *float32, x *float32, w unsafe.Pointer, ldw int, k int, n int, s *float32, lds int)

@@ -1628,8 +1628,9 @@ func genRead(s isa) {
 
 // genPrefetch asks for the n bytes at p (a multiple of 256) to be fetched
 // into the cache, one PREFETCHT1 per line. It needs no vector registers.
+// p is a number, not a pointer: what it points to need not be live.
 func genPrefetch() {
-	fr := text("prefetchT1", "", []param{p("p", "unsafe.Pointer"), p("n", "int")})
+	fr := text("prefetchT1", "", []param{p("p", "uintptr"), p("n", "int")})
 	fr.arg("p", "SI")
 	fr.arg("n", "CX")
 	emit("TESTQ CX, CX")
