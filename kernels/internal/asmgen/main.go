@@ -685,7 +685,7 @@ func genDotQ8Q8(s isa, mx int) {
 }
 
 // genQuantQ8 quantizes blocks of 32 float32 into the q8Acts layout (see
-// ../../q8.go), bit for bit as quantizeRow does: the largest |x| by
+// ../../q8.go), bit for bit as the Go reference quantizeBlocks does: the largest |x| by
 // integer compare of the bits (so that a NaN or infinity shows as bits >=
 // 0x7f800000), d = amax/127, values x·(1/d) rounded to nearest even by
 // VCVTPS2DQ (Go leaves MXCSR at its default), packed to int8, and each
@@ -838,14 +838,10 @@ func genDotTileShape(s isa, dt dtype, base string, mr, nr int) {
 	zr, t1, t2, xt := wr, wr+1, wr+2, wr+3
 	label("tile")
 	emit("MOVQ R11, SI")
-	emit("LEAQ (SI)(AX*2), BX")
-	emit("ADDQ AX, BX")
+	xAddr := rowAddrs("SI", "AX", "BX")
 	emit("MOVQ R14, DX")
-	emit("LEAQ (DX)(R9*2), CX")
-	emit("ADDQ R9, CX")
+	wAddr := rowAddrs("DX", "R9", "CX")[:4]
 	emit("MOVQ R12, R10")
-	xAddr := []string{"(SI)", "(SI)(AX*1)", "(SI)(AX*2)", "(BX)", "(BX)(AX*1)", "(BX)(AX*2)"}
-	wAddr := []string{"(DX)", "(DX)(R9*1)", "(DX)(R9*2)", "(CX)"}
 	for i := 0; i < mr*nr; i++ {
 		zero(s, i)
 	}
@@ -869,9 +865,7 @@ func genDotTileShape(s isa, dt dtype, base string, mr, nr int) {
 	emit("JNZ loop")
 	// Sum each accumulator's lanes, s.lanes accumulators at a time, and
 	// store each sum from its lane.
-	emit("LEAQ (DI)(R15*2), BX")
-	emit("ADDQ R15, BX")
-	outRow := []string{"(DI)", "(DI)(R15*1)", "(DI)(R15*2)", "(BX)", "(BX)(R15*1)", "(BX)(R15*2)"}
+	outRow := rowAddrs("DI", "R15", "BX")
 	zero(s, zr)
 	for g := 0; g < mr*nr; g += s.lanes {
 		var accs []int
@@ -941,13 +935,21 @@ type gemmTile struct {
 
 // newGemmTile emits the row addresses' set-up and returns the layout.
 func newGemmTile(s isa, mr, u int) gemmTile {
-	emit("LEAQ (DI)(R8*2), BX")
-	emit("ADDQ R8, BX")
-	emit("LEAQ (SI)(R9*2), R10")
-	emit("ADDQ R9, R10")
-	return gemmTile{s: s, mr: mr, u: u,
-		cAddr: []string{"(DI)", "(DI)(R8*1)", "(DI)(R8*2)", "(BX)", "(BX)(R8*1)", "(BX)(R8*2)"},
-		aAddr: []string{"(SI)", "(SI)(R9*1)", "(SI)(R9*2)", "(R10)", "(R10)(R9*1)", "(R10)(R9*2)"}}
+	cAddr := rowAddrs("DI", "R8", "BX")
+	aAddr := rowAddrs("SI", "R9", "R10")
+	return gemmTile{s: s, mr: mr, u: u, cAddr: cAddr, aAddr: aAddr}
+}
+
+// rowAddrs sets register r3 to base + 3*ld and returns the addresses of
+// six rows ld bytes apart from register base: three from base, three
+// from r3 (an x86 index scales by at most 8, and 4 and 5 are not scales).
+func rowAddrs(base, ld, r3 string) []string {
+	emit("LEAQ (%s)(%s*2), %s", base, ld, r3)
+	emit("ADDQ %s, %s", ld, r3)
+	return []string{
+		"(" + base + ")", "(" + base + ")(" + ld + "*1)", "(" + base + ")(" + ld + "*2)",
+		"(" + r3 + ")", "(" + r3 + ")(" + ld + "*1)", "(" + r3 + ")(" + ld + "*2)",
+	}
 }
 
 // acc is the accumulator register of row i, vector v.
@@ -1022,11 +1024,9 @@ func genGemmKernel(s isa, name string, dt dtype, direct bool) (mr, nr int) {
 	// Ask for the C tile of the next call (the next mr rows) while this
 	// one computes: out is megabytes for a prompt, and its rows are too
 	// far apart for the hardware prefetchers.
-	emit("LEAQ (BX)(R8*2), R13")
+	emit("LEAQ (BX)(R8*2), R13") // the next tile's first row: six rows on
 	emit("ADDQ R8, R13")
-	emit("LEAQ (R13)(R8*2), R14")
-	emit("ADDQ R8, R14")
-	next := []string{"(R13)", "(R13)(R8*1)", "(R13)(R8*2)", "(R14)", "(R14)(R8*1)", "(R14)(R8*2)"}
+	next := rowAddrs("R13", "R8", "R14")
 	for i := 0; i < mr; i++ {
 		for off := 0; off < nr*4; off += 64 {
 			emit("PREFETCHT0 %d%s", off, next[i])
