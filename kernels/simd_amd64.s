@@ -372,7 +372,88 @@ DATA consts<>+1456(SB)/4, $0x7fc00000 // nan
 DATA consts<>+1460(SB)/4, $0x7fc00000 // nan
 DATA consts<>+1464(SB)/4, $0x7fc00000 // nan
 DATA consts<>+1468(SB)/4, $0x7fc00000 // nan
-GLOBL consts<>(SB), RODATA|NOPTR, $1472
+DATA consts<>+1472(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1476(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1480(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1484(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1488(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1492(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1496(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1500(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1504(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1508(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1512(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1516(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1520(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1524(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1528(SB)/4, $0xffff0000 // hiwords
+DATA consts<>+1532(SB)/4, $0xffff0000 // hiwords
+GLOBL consts<>(SB), RODATA|NOPTR, $1536
+DATA perms<>+0(SB)/4, $0 // even
+DATA perms<>+4(SB)/4, $2 // even
+DATA perms<>+8(SB)/4, $4 // even
+DATA perms<>+12(SB)/4, $6 // even
+DATA perms<>+16(SB)/4, $8 // even
+DATA perms<>+20(SB)/4, $10 // even
+DATA perms<>+24(SB)/4, $12 // even
+DATA perms<>+28(SB)/4, $14 // even
+DATA perms<>+32(SB)/4, $16 // even
+DATA perms<>+36(SB)/4, $18 // even
+DATA perms<>+40(SB)/4, $20 // even
+DATA perms<>+44(SB)/4, $22 // even
+DATA perms<>+48(SB)/4, $24 // even
+DATA perms<>+52(SB)/4, $26 // even
+DATA perms<>+56(SB)/4, $28 // even
+DATA perms<>+60(SB)/4, $30 // even
+DATA perms<>+64(SB)/4, $1 // odd
+DATA perms<>+68(SB)/4, $3 // odd
+DATA perms<>+72(SB)/4, $5 // odd
+DATA perms<>+76(SB)/4, $7 // odd
+DATA perms<>+80(SB)/4, $9 // odd
+DATA perms<>+84(SB)/4, $11 // odd
+DATA perms<>+88(SB)/4, $13 // odd
+DATA perms<>+92(SB)/4, $15 // odd
+DATA perms<>+96(SB)/4, $17 // odd
+DATA perms<>+100(SB)/4, $19 // odd
+DATA perms<>+104(SB)/4, $21 // odd
+DATA perms<>+108(SB)/4, $23 // odd
+DATA perms<>+112(SB)/4, $25 // odd
+DATA perms<>+116(SB)/4, $27 // odd
+DATA perms<>+120(SB)/4, $29 // odd
+DATA perms<>+124(SB)/4, $31 // odd
+DATA perms<>+128(SB)/4, $0 // interlo
+DATA perms<>+132(SB)/4, $16 // interlo
+DATA perms<>+136(SB)/4, $1 // interlo
+DATA perms<>+140(SB)/4, $17 // interlo
+DATA perms<>+144(SB)/4, $2 // interlo
+DATA perms<>+148(SB)/4, $18 // interlo
+DATA perms<>+152(SB)/4, $3 // interlo
+DATA perms<>+156(SB)/4, $19 // interlo
+DATA perms<>+160(SB)/4, $4 // interlo
+DATA perms<>+164(SB)/4, $20 // interlo
+DATA perms<>+168(SB)/4, $5 // interlo
+DATA perms<>+172(SB)/4, $21 // interlo
+DATA perms<>+176(SB)/4, $6 // interlo
+DATA perms<>+180(SB)/4, $22 // interlo
+DATA perms<>+184(SB)/4, $7 // interlo
+DATA perms<>+188(SB)/4, $23 // interlo
+DATA perms<>+192(SB)/4, $8 // interhi
+DATA perms<>+196(SB)/4, $24 // interhi
+DATA perms<>+200(SB)/4, $9 // interhi
+DATA perms<>+204(SB)/4, $25 // interhi
+DATA perms<>+208(SB)/4, $10 // interhi
+DATA perms<>+212(SB)/4, $26 // interhi
+DATA perms<>+216(SB)/4, $11 // interhi
+DATA perms<>+220(SB)/4, $27 // interhi
+DATA perms<>+224(SB)/4, $12 // interhi
+DATA perms<>+228(SB)/4, $28 // interhi
+DATA perms<>+232(SB)/4, $13 // interhi
+DATA perms<>+236(SB)/4, $29 // interhi
+DATA perms<>+240(SB)/4, $14 // interhi
+DATA perms<>+244(SB)/4, $30 // interhi
+DATA perms<>+248(SB)/4, $15 // interhi
+DATA perms<>+252(SB)/4, $31 // interhi
+GLOBL perms<>(SB), RODATA|NOPTR, $256
 
 // func prefetchT1
 TEXT ·prefetchT1(SB), NOSPLIT, $0-16
@@ -3278,40 +3359,57 @@ TEXT ·axpyBF16AVX512(SB), NOSPLIT, $0-64
 	MOVQ lds+56(FP), R12
 	LEAQ (SI)(R9*4), R9
 	XORQ BX, BX
+	VMOVDQU32 perms<>+0(SB), Z20
+	VMOVDQU32 perms<>+64(SB), Z21
+	VMOVDQU32 perms<>+128(SB), Z22
+	VMOVDQU32 perms<>+192(SB), Z23
+	VPBROADCASTD consts<>+1472(SB), Z24
 chunk4:
 	LEAQ 64(BX), AX
 	CMPQ AX, R10
 	JGT chunk4_end
-	VMOVUPS 0(DI)(BX*4), Z0
-	VMOVUPS 64(DI)(BX*4), Z1
-	VMOVUPS 128(DI)(BX*4), Z2
-	VMOVUPS 192(DI)(BX*4), Z3
+	VMOVUPS 0(DI)(BX*4), Z11
+	VMOVUPS 64(DI)(BX*4), Z12
+	VMOVAPS Z11, Z0
+	VPERMT2PS Z12, Z20, Z0
+	VMOVAPS Z11, Z1
+	VPERMT2PS Z12, Z21, Z1
+	VMOVUPS 128(DI)(BX*4), Z11
+	VMOVUPS 192(DI)(BX*4), Z12
+	VMOVAPS Z11, Z2
+	VPERMT2PS Z12, Z20, Z2
+	VMOVAPS Z11, Z3
+	VPERMT2PS Z12, Z21, Z3
 	LEAQ (DX)(BX*2), AX
 	MOVQ SI, CX
 p4:
 	VBROADCASTSS (CX), Z4
 	PREFETCHT1 0(AX)(R8*8)
 	PREFETCHT1 64(AX)(R8*8)
-	VPMOVZXWD 0(AX), Z5
-	VPSLLD $16, Z5, Z5
+	VPSLLD $16, 0(AX), Z5
+	VPANDD 0(AX), Z24, Z6
 	VFMADD231PS Z5, Z4, Z0
-	VPMOVZXWD 32(AX), Z6
-	VPSLLD $16, Z6, Z6
 	VFMADD231PS Z6, Z4, Z1
-	VPMOVZXWD 64(AX), Z7
-	VPSLLD $16, Z7, Z7
+	VPSLLD $16, 64(AX), Z7
+	VPANDD 64(AX), Z24, Z8
 	VFMADD231PS Z7, Z4, Z2
-	VPMOVZXWD 96(AX), Z8
-	VPSLLD $16, Z8, Z8
 	VFMADD231PS Z8, Z4, Z3
 	ADDQ $4, CX
 	ADDQ R8, AX
 	CMPQ CX, R9
 	JNE p4
-	VMOVUPS Z0, 0(DI)(BX*4)
-	VMOVUPS Z1, 64(DI)(BX*4)
-	VMOVUPS Z2, 128(DI)(BX*4)
-	VMOVUPS Z3, 192(DI)(BX*4)
+	VMOVAPS Z0, Z11
+	VPERMT2PS Z1, Z22, Z11
+	VMOVAPS Z0, Z12
+	VPERMT2PS Z1, Z23, Z12
+	VMOVUPS Z11, 0(DI)(BX*4)
+	VMOVUPS Z12, 64(DI)(BX*4)
+	VMOVAPS Z2, Z11
+	VPERMT2PS Z3, Z22, Z11
+	VMOVAPS Z2, Z12
+	VPERMT2PS Z3, Z23, Z12
+	VMOVUPS Z11, 128(DI)(BX*4)
+	VMOVUPS Z12, 192(DI)(BX*4)
 	ADDQ $64, BX
 	JMP chunk4
 chunk4_end:

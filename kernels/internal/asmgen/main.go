@@ -313,7 +313,20 @@ func genAxpy(s isa, dt dtype) {
 		emit("SHLQ $4, R14")
 	}
 
-	// Register use: accumulators 0..3, broadcast x 4, weights 5..8, scales 9, 10.
+	// bf16 with AVX-512 splits each 64 bytes of weights into even and odd
+	// columns (below) and keeps them in separate accumulators; these are
+	// the permutations in and out of that order, and the mask of the odd
+	// columns' bits.
+	evenOdd := dt == bf16 && s.lanes == 16
+	if evenOdd {
+		for i, v := range []string{"even", "odd", "interlo", "interhi"} {
+			emit("VMOVDQU32 %s, Z%d", perm(v), 20+i)
+		}
+		emit("VPBROADCASTD %s, Z24", c("hiwords"))
+	}
+
+	// Register use: accumulators 0..3, broadcast x 4, weights 5..8, scales
+	// 9, 10; for even and odd columns, also 11, 12 and 20..24.
 	for _, u := range []int{4, 1} {
 		width := u * s.lanes
 		lbl := fmt.Sprintf("chunk%d", u)
@@ -322,8 +335,21 @@ func genAxpy(s isa, dt dtype) {
 		emit("LEAQ %d(BX), AX", width)
 		emit("CMPQ AX, R10")
 		emit("JGT %s", next)
+		eo := evenOdd && u == 4
 		for i := 0; i < u; i++ {
-			emit("VMOVUPS %d(DI)(BX*4), %s", i*s.vbytes(), s.r(i))
+			if eo && i%2 == 0 {
+				// Accumulators i and i+1 take the even and odd columns
+				// of the 32 at i*16.
+				emit("VMOVUPS %d(DI)(BX*4), Z11", i*s.vbytes())
+				emit("VMOVUPS %d(DI)(BX*4), Z12", (i+1)*s.vbytes())
+				emit("VMOVAPS Z11, Z%d", i)
+				emit("VPERMT2PS Z12, Z20, Z%d", i)
+				emit("VMOVAPS Z11, Z%d", i+1)
+				emit("VPERMT2PS Z12, Z21, Z%d", i+1)
+			}
+			if !eo {
+				emit("VMOVUPS %d(DI)(BX*4), %s", i*s.vbytes(), s.r(i))
+			}
 		}
 		emit("LEAQ (DX)(BX*%d), AX", dt.size)
 		if dt == q8 {
@@ -358,6 +384,20 @@ func genAxpy(s isa, dt dtype) {
 		}
 		for i := 0; i < u; i++ {
 			addr := fmt.Sprintf("%d(AX)", i*s.lanes*dt.size)
+			if eo {
+				// 64 bytes hold 16 pairs of bf16 columns: shifted left,
+				// each pair's low (even) column is a float32; masked, its
+				// high (odd) one. Two operations per 32 weights where
+				// widening takes four: at memory speed, the f32 kernel's
+				// bytes per second, not bf16's 80% of them.
+				if i%2 == 0 {
+					addr = fmt.Sprintf("%d(AX)", i/2*64)
+					emit("VPSLLD $16, %s, Z%d", addr, 5+i)
+					emit("VPANDD %s, Z24, Z%d", addr, 6+i)
+				}
+				emit("VFMADD231PS Z%d, Z4, Z%d", 5+i, i)
+				continue
+			}
 			if dt == f32 {
 				emit("VFMADD231PS %s, %s, %s", addr, s.r(4), s.r(i))
 				continue
@@ -383,7 +423,17 @@ func genAxpy(s isa, dt dtype) {
 		emit("CMPQ CX, R9")
 		emit("JNE %s", ploop)
 		for i := 0; i < u; i++ {
-			emit("VMOVUPS %s, %d(DI)(BX*4)", s.r(i), i*s.vbytes())
+			if eo && i%2 == 0 {
+				emit("VMOVAPS Z%d, Z11", i)
+				emit("VPERMT2PS Z%d, Z22, Z11", i+1)
+				emit("VMOVAPS Z%d, Z12", i)
+				emit("VPERMT2PS Z%d, Z23, Z12", i+1)
+				emit("VMOVUPS Z11, %d(DI)(BX*4)", i*s.vbytes())
+				emit("VMOVUPS Z12, %d(DI)(BX*4)", (i+1)*s.vbytes())
+			}
+			if !eo {
+				emit("VMOVUPS %s, %d(DI)(BX*4)", s.r(i), i*s.vbytes())
+			}
 		}
 		emit("ADDQ $%d, BX", width)
 		emit("JMP %s", lbl)
@@ -1211,6 +1261,28 @@ var consts = []struct {
 	{"absmask", math.Float32frombits(0x7fffffff)},
 	{"q8max", 127},
 	{"nan", float32(math.NaN())},
+	{"hiwords", math.Float32frombits(0xffff0000)}, // the high bf16 of each pair
+}
+
+// perms are the index vectors of VPERMT2PS that take two vectors' lanes
+// apart into even and odd, and put them back together.
+var perms = []struct {
+	name string
+	idx  func(i int) int
+}{
+	{"even", func(i int) int { return 2 * i }},
+	{"odd", func(i int) int { return 2*i + 1 }},
+	{"interlo", func(i int) int { return i/2 + 16*(i%2) }},
+	{"interhi", func(i int) int { return 8 + i/2 + 16*(i%2) }},
+}
+
+func perm(name string) string {
+	for i, k := range perms {
+		if k.name == name {
+			return fmt.Sprintf("perms<>+%d(SB)", 64*i)
+		}
+	}
+	panic("no permutation " + name)
 }
 
 func c(name string) string {
@@ -1229,6 +1301,12 @@ func genConsts() {
 		}
 	}
 	fmt.Fprintf(&asm, "GLOBL consts<>(SB), RODATA|NOPTR, $%d\n", 64*len(consts))
+	for i, k := range perms {
+		for j := 0; j < 16; j++ {
+			fmt.Fprintf(&asm, "DATA perms<>+%d(SB)/4, $%d // %s\n", 64*i+4*j, k.idx(j), k.name)
+		}
+	}
+	fmt.Fprintf(&asm, "GLOBL perms<>(SB), RODATA|NOPTR, $%d\n", 64*len(perms))
 }
 
 // exp sets vector register r to exp(r), using t1 and t2. It is Cephes'
