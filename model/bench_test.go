@@ -2,7 +2,9 @@ package model_test
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/gpt2go/gpt2/kernels"
 	"github.com/gpt2go/gpt2/model"
@@ -10,7 +12,7 @@ import (
 
 // randomModel is a float32 model of shape c with N(0, 0.02) weights and
 // unit layer-norm gains: the statistics of a trained GPT-2, not its values.
-func randomModel(b *testing.B, c model.Config) *model.Model {
+func randomModel(b testing.TB, c model.Config) *model.Model {
 	m, err := model.New(c)
 	if err != nil {
 		b.Fatal(err)
@@ -79,4 +81,59 @@ func BenchmarkForward(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 		})
 	}
+}
+
+// BenchmarkDecodeRatios decodes with each weight type in turn, a short
+// run of tokens each, and reports the median over rounds of each type's
+// speed relative to float32's in the same round: the ratios issue 3's
+// floors name. On a shared machine throughput drifts by tens of percent
+// within minutes; runs this short and this close together see the same
+// conditions, so their ratios hold still where separate benchmarks' do
+// not. One iteration is one round.
+func BenchmarkDecodeRatios(b *testing.B) {
+	const tokens = 16 // per type and round
+	m := randomModel(b, model.Presets["gpt2"])
+	types := []kernels.DType{kernels.F32, kernels.F16, kernels.BF16, kernels.Q8_0}
+	models := make([]*model.Model, len(types))
+	for i, dt := range types {
+		mt, err := m.Convert(dt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		models[i] = mt
+	}
+	cache := m.NewCache()
+	logits := make([]float32, m.Config.VocabSize)
+	decode := func(mt *model.Model) float64 {
+		cache.Reset()
+		start := time.Now()
+		for i := range tokens {
+			if _, err := mt.ForwardInto(logits, []model.Step{{Cache: cache, Tokens: []int{(i * 7919) % m.Config.VocabSize}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return tokens / time.Since(start).Seconds()
+	}
+	for _, mt := range models { // warm up: fault in and cache what can be
+		decode(mt)
+	}
+	ratios := make([][]float64, len(types))
+	var f32 []float64
+	for b.Loop() {
+		base := decode(models[0])
+		f32 = append(f32, base)
+		for i := 1; i < len(models); i++ {
+			ratios[i] = append(ratios[i], decode(models[i])/base)
+		}
+	}
+	b.ReportMetric(median(f32), "f32-tokens/s")
+	for i := 1; i < len(types); i++ {
+		b.ReportMetric(median(ratios[i]), types[i].String()+"/f32")
+	}
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
