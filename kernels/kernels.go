@@ -25,15 +25,20 @@
 //     (Mat.T false) the SIMD kernels multiply the input by the block's
 //     scale first, fma(x*s, q, acc), in both forms; the generic path uses
 //     the weight's value q*s.
-//   - MatMulT, attention scores: a dot product with one accumulator lane
-//     per input index modulo the lane count and a fixed reduction tree, the
-//     inputs past the last full vector added after it in order.
+//   - MatMulT: a dot product with one accumulator lane per input index
+//     modulo the lane count and a fixed reduction tree, the inputs past the
+//     last full vector added after it in order.
+//   - Attention scores: the query, scaled by 1/sqrt(head size), times the
+//     keys (transposed in the cache), one multiply-add per channel in
+//     order, by the GEMM micro-kernel for a block of positions and the
+//     matrix-vector kernel for one alone.
 //   - q8_0 products in integers (MatMulT of q8_0 weights, MatMul of
 //     transposed ones; see q8.go): each row of x quantized alone, exact
 //     integer dot products per block, scaled and summed in float32 in an
 //     order the tile and single-row kernels share, then the bias.
-//   - Attention outputs: the probabilities times the values, summed over
-//     positions in order, for a block of positions or one alone.
+//   - Attention outputs: the softmax's exponentials times the values,
+//     summed over positions in order, then times 1/sum, for a block of
+//     positions or one alone.
 //   - Work is split across threads by output, never within a sum.
 package kernels
 
@@ -804,23 +809,26 @@ func scaleBy(im *impl, x []float32, a float32) {
 }
 
 // Attention computes causal multi-head attention for t new positions of one
-// sequence. q holds the new queries [t, nHead*hs]; kc and vc hold the keys
-// and values of positions 0..pos+t-1, one row of stride ld per position; the
-// new positions are pos..pos+t-1. out receives [t, nHead*hs].
+// sequence. q holds the new queries [t, nHead*hs]. kc holds the keys of
+// positions 0..pos+t-1 transposed, a row of kld positions per channel:
+// channel j of position p is kc[j*kld+p] (StoreKeys writes them so). vc
+// holds the values, one row of stride vld per position. The new positions
+// are pos..pos+t-1. out receives [t, nHead*hs].
 //
 // The work is split by head and block of positions; for each it is fused:
-// the scores of the block against every key it may see (a register-tiled
-// kernel), each row's softmax in place, and the probabilities times the
-// values (the GEMM micro-kernel), all in one scratch buffer. What a
-// position gets does not depend on how many others come with it: each
-// score is the same lane-dot, each output the same ordered sum, whether
-// the block is full or the position alone.
-func Attention(out, q, kc, vc []float32, t, pos, nHead, hs, ld int) {
+// the scores of the block against every key it may see (the GEMM
+// micro-kernel, reading the transposed keys as a matrix), each row's
+// softmax in place, and the probabilities times the values (the GEMM
+// micro-kernel again), all in one scratch buffer. What a position gets
+// does not depend on how many others come with it: each score and each
+// output is the same ordered chain of multiply-adds, whether the block is
+// full or the position alone.
+func Attention(out, q, kc, vc []float32, t, pos, nHead, hs, kld, vld int) {
 	at := attTasks.get()
 	// The task holds the one sequence itself: a slice literal here would
 	// be an allocation per call.
 	at.one[0] = AttentionSeq{Out: out, Q: q, K: kc, V: vc, T: t, Pos: pos}
-	at.attend(at.one[:], nHead, hs, ld)
+	at.attend(at.one[:], nHead, hs, kld, vld)
 	attTasks.put(at)
 }
 
@@ -836,28 +844,59 @@ type AttentionSeq struct {
 // the threads share out every sequence's heads at once rather than each
 // sequence's few in turn: what a decoding step of many sequences needs.
 // Each sequence's outputs are the bits Attention gives it alone.
-func AttentionBatch(seqs []AttentionSeq, nHead, hs, ld int) {
+func AttentionBatch(seqs []AttentionSeq, nHead, hs, kld, vld int) {
 	at := attTasks.get()
-	at.attend(seqs, nHead, hs, ld)
+	at.attend(seqs, nHead, hs, kld, vld)
 	attTasks.put(at)
 }
 
-func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, ld int) {
+// StoreKeys writes the keys of n positions from pos on, row i at
+// keys[i*ld:i*ld+c], into the transposed key cache kc of Attention (row
+// stride kld). It goes a block of positions and channels at a time, so
+// that each row of kc it touches takes whole cache lines.
+func StoreKeys(kc []float32, kld, pos int, keys []float32, n, c, ld int) {
+	if n <= 0 || c <= 0 {
+		return
+	}
+	if pos+n > kld {
+		panic(fmt.Sprintf("kernels: StoreKeys of positions %d..%d in rows of %d", pos, pos+n-1, kld))
+	}
+	_ = keys[(n-1)*ld+c-1]
+	_ = kc[(c-1)*kld+pos+n-1]
+	const block = 16
+	for i0 := 0; i0 < n; i0 += block {
+		i1 := min(i0+block, n)
+		for j0 := 0; j0 < c; j0 += block {
+			j1 := min(j0+block, c)
+			for j := j0; j < j1; j++ {
+				row := kc[j*kld+pos:]
+				for i := i0; i < i1; i++ {
+					row[i] = keys[i*ld+j]
+				}
+			}
+		}
+	}
+}
+
+func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, kld, vld int) {
 	c := nHead * hs
 	im := active()
-	at.im, at.seqs, at.nHead, at.hs, at.ld, at.qb = im, seqs, nHead, hs, ld, 0
+	at.im, at.seqs, at.nHead, at.hs, at.kld, at.vld, at.qb = im, seqs, nHead, hs, kld, vld, 0
 	if im.simd && hs%im.lanes == 0 {
-		at.qb = im.gemmMR
+		at.qb = attTiles * im.gemmMR
 	}
 	units, work := 0, 0
 	for _, sq := range seqs {
 		if sq.T <= 0 {
 			continue
 		}
+		if sq.Pos+sq.T > kld {
+			panic(fmt.Sprintf("kernels: attention over %d positions with keys in rows of %d", sq.Pos+sq.T, kld))
+		}
 		_ = sq.Out[sq.T*c-1]
 		_ = sq.Q[sq.T*c-1]
-		_ = sq.K[(sq.Pos+sq.T-1)*ld+c-1]
-		_ = sq.V[(sq.Pos+sq.T-1)*ld+c-1]
+		_ = sq.K[(c-1)*kld+sq.Pos+sq.T-1]
+		_ = sq.V[(sq.Pos+sq.T-1)*vld+c-1]
 		units += at.units(sq)
 		work += sq.T * nHead * (sq.Pos + sq.T) * hs * 2
 	}
@@ -868,14 +907,15 @@ func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, ld int) {
 }
 
 type attTask struct {
-	im            *impl
-	seqs          []AttentionSeq
-	one           [1]AttentionSeq // Attention's one sequence
-	nHead, hs, ld int
-	qb            int // SIMD: positions per block
+	im        *impl
+	seqs      []AttentionSeq
+	one       [1]AttentionSeq // Attention's one sequence
+	nHead, hs int
+	kld, vld  int // row strides of the keys (transposed) and the values
+	qb        int // SIMD: positions per block
 }
 
-type attBuf struct{ s, v, tile []float32 }
+type attBuf struct{ s, q, v, kp, tile, zero, inv []float32 }
 
 var (
 	attTasks   taskPool[attTask]
@@ -910,7 +950,7 @@ func (t *attTask) run(lo, hi int) {
 		sq, v := &t.seqs[i], u-first
 		if t.qb == 0 {
 			att := grow(&buf.s, sq.Pos+sq.T)
-			attentionRowRef(sq.Out, sq.Q, sq.K, sq.V, att, v/t.nHead, v%t.nHead, sq.Pos, t.nHead, t.hs, t.ld)
+			attentionRowRef(sq.Out, sq.Q, sq.K, sq.V, att, v/t.nHead, v%t.nHead, sq.Pos, t.nHead, t.hs, t.kld, t.vld)
 			continue
 		}
 		blocks := (sq.T + t.qb - 1) / t.qb
@@ -919,58 +959,110 @@ func (t *attTask) run(lo, hi int) {
 	attScratch.Put(buf)
 }
 
+// attTiles is how many of the GEMM micro-kernel's tiles of rows an
+// attention block holds: each panel of keys, read into L1 once, serves
+// them all.
+const attTiles = 8
+
 // block computes head h for the new positions i0..i1-1 of block b.
 func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
-	im, hs, c, ld := t.im, t.hs, t.nHead*t.hs, t.ld
+	im, hs, c, kld := t.im, t.hs, t.nHead*t.hs, t.kld
+	mr, nr := im.gemmMR, im.gemmNR
 	i0 := b * t.qb
 	i1 := min(i0+t.qb, sq.T)
 	rows := i1 - i0
-	nmax := sq.Pos + i1 // keys the last position sees
-	s := grow(&buf.s, t.qb*nmax)
-	dot := im.dot[F32]
-	kh := unsafe.Pointer(&sq.K[h*hs])
-
-	// Scores, row r at s[r*nmax:]; a row's keys past its own are unused.
-	// Groups of tileMR rows go through the register-tiled kernel, the rest
-	// one row at a time; both compute each score the same way.
-	r0 := 0
-	if mr, nr := im.tileMR, im.tileNR; rows >= mr {
-		jt := nmax - nmax%nr
-		for ; r0+mr <= rows; r0 += mr {
-			if jt > 0 {
-				q := &sq.Q[(i0+r0)*c+h*hs]
-				im.dotTile[F32](&s[r0*nmax], 4*nmax, q, 4*c, kh, 4*ld, hs, jt/nr, unsafe.Pointer(q), 0)
-			}
-			for r := r0; r < r0+mr && jt < nmax; r++ {
-				dot(&s[r*nmax+jt], &sq.Q[(i0+r)*c+h*hs], unsafe.Pointer(&sq.K[jt*ld+h*hs]), 4*ld, hs, nmax-jt, nil, 0)
-			}
-		}
-	}
-	for r := r0; r < rows; r++ {
-		dot(&s[r*nmax], &sq.Q[(i0+r)*c+h*hs], kh, 4*ld, hs, sq.Pos+i0+r+1, nil, 0)
-	}
-
-	// Softmax of each row, scaled to probabilities; zeros past its keys.
+	tiles := rows / mr                                     // whole tiles; the rows after them go one by one
+	nmax := sq.Pos + i1                                    // keys the last position sees
+	seen := func(r int) int { return sq.Pos + i0 + r + 1 } // keys row r sees
+	ns := (nmax + nr - 1) / nr * nr                        // row stride of the scores
+	s := grow(&buf.s, t.qb*ns)
+	kh := sq.K[h*hs*kld:] // the head's channels, a row of positions each
+	zero := grow(&buf.zero, nr)
+	clear(zero)
+	// The block's queries of head h, scaled by 1/sqrt(hs) here rather than
+	// their scores later: one pass over hs values rather than the keys.
 	scale := float32(1 / math.Sqrt(float64(hs)))
+	qs := grow(&buf.q, rows*hs)
 	for r := 0; r < rows; r++ {
-		n := sq.Pos + i0 + r + 1
-		sr := s[r*nmax : r*nmax+n]
-		scaleBy(im, sr, scale)
-		sum := expSum(im, sr, maxOf(im, sr))
-		scaleBy(im, sr, 1/sum)
-		clear(s[r*nmax+n : (r+1)*nmax])
+		q := sq.Q[(i0+r)*c+h*hs : (i0+r)*c+(h+1)*hs]
+		for d, v := range q {
+			qs[r*hs+d] = v * scale
+		}
 	}
 
-	// Probabilities times values: out[i, h] = sum over keys p, in order, of
-	// prob[p] * v[p], by the GEMM micro-kernel for a full block (of its mr
-	// rows) and row by row otherwise.
-	if rows < t.qb {
-		for r := 0; r < rows; r++ {
-			t.weighted(sq, &sq.Out[(i0+r)*c+h*hs], &s[r*nmax], sq.Pos+i0+r+1, h)
+	// Scores, row r at s[r*ns:]: for each key p, the chain over the head's
+	// channels d, in order, of q[d] * k[d][p], from zero. Panels of keys go
+	// through the GEMM micro-kernel a tile of rows at a time, as far as the
+	// tile's last row sees (its other rows' scores past their own keys are
+	// computed and unused), the last panel from a zero-padded copy; the
+	// rows after the tiles go through the matrix-vector kernel, which
+	// computes the same chain.
+	jf := nmax - nmax%nr
+	var kp []float32
+	if jf < nmax && tiles > 0 {
+		kp = grow(&buf.kp, hs*nr)
+		for d := 0; d < hs; d++ {
+			n := copy(kp[d*nr:(d+1)*nr], kh[d*kld+jf:d*kld+nmax])
+			clear(kp[d*nr+n : (d+1)*nr])
 		}
-		return
 	}
+	for j0 := 0; j0 < nmax && tiles > 0; j0 += nr {
+		b, ldb := &kh[j0], 4*kld
+		if j0 == jf {
+			b, ldb = &kp[0], 4*nr
+		}
+		for m := tiles - 1; m >= 0 && j0 < seen(m*mr+mr-1); m-- {
+			r := m * mr
+			im.gemm(hs, &qs[r*hs], 4*hs, b, ldb, &s[r*ns+j0], 4*ns, &zero[0])
+		}
+	}
+	for r := tiles * mr; r < rows; r++ {
+		sr := s[r*ns : r*ns+seen(r)]
+		clear(sr)
+		// gemvRows channels at a time, as MatMul's matrix-vector product
+		// reads its rows: few enough streams for the prefetchers.
+		for d := 0; d < hs; d += gemvRows {
+			im.axpy[F32](&sr[0], &qs[r*hs+d], unsafe.Pointer(&kh[d*kld]), 4*kld, min(gemvRows, hs-d), len(sr), nil, 0)
+		}
+	}
+
+	// Softmax of each row: the exponentials, and 1/sum, which scales the
+	// row's output (hs values) rather than its weights (as many as its
+	// keys). Zeros past its keys as far as its tile reads.
+	inv := grow(&buf.inv, rows)
+	for r := 0; r < rows; r++ {
+		n := seen(r)
+		sr := s[r*ns : r*ns+n]
+		inv[r] = 1 / expSum(im, sr, maxOf(im, sr))
+		if r < tiles*mr {
+			clear(s[r*ns+n : r*ns+seen(r/mr*mr+mr-1)])
+		}
+	}
+
+	// Weights times values: out[i, h] = sum over keys p, in order, of
+	// e[p] * v[p], by the GEMM micro-kernel a tile at a time (a row's zero
+	// weights past its keys leave its sums as they are), and row by row
+	// after the tiles; then times 1/sum.
+	for r := tiles * mr; r < rows; r++ {
+		t.weighted(sq, &sq.Out[(i0+r)*c+h*hs], &s[r*ns], seen(r), h)
+	}
+	if tiles > 0 {
+		t.weightedTiles(buf, sq, h, i0, tiles, s, ns)
+	}
+	for r := 0; r < rows; r++ {
+		o := (i0 + r) * c
+		scaleBy(im, sq.Out[o+h*hs:o+(h+1)*hs], inv[r])
+	}
+}
+
+// weightedTiles is weighted for the first tiles*mr rows of a block from
+// i0, with their weights in rows of s (stride ns), by the GEMM
+// micro-kernel.
+func (t *attTask) weightedTiles(buf *attBuf, sq *AttentionSeq, h, i0, tiles int, s []float32, ns int) {
+	im, hs, c, ld := t.im, t.hs, t.nHead*t.hs, t.vld
 	mr, nr, kc := im.gemmMR, im.gemmNR, im.gemmKC
+	nmax := sq.Pos + i0 + tiles*mr
+	zero := buf.zero
 	np := (hs + nr - 1) / nr
 	// The kernel reads the values in place, a row of nr columns per
 	// position, unless the head is not a whole number of panels wide;
@@ -988,19 +1080,34 @@ func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 		}
 	}
 	tile := grow(&buf.tile, mr*nr)
-	for jp := 0; jp < np; jp++ {
-		cols := min(nr, hs-jp*nr)
-		o := sq.Out[i0*c+h*hs+jp*nr:]
-		clear(tile)
-		for pc := 0; pc < nmax; pc += kc {
-			if vp == nil {
-				im.gemm(min(kc, nmax-pc), &s[pc], 4*nmax, &sq.V[pc*ld+h*hs+jp*nr], 4*ld, &tile[0], 4*nr, nil)
-			} else {
-				im.gemm(min(kc, nmax-pc), &s[pc], 4*nmax, &vp[(jp*nmax+pc)*nr], 4*nr, &tile[0], 4*nr, nil)
+	for m := 0; m < tiles; m++ {
+		r0 := m * mr
+		last := sq.Pos + i0 + r0 + mr // keys the tile's last row sees
+		for jp := 0; jp < np; jp++ {
+			cols := min(nr, hs-jp*nr)
+			o := sq.Out[(i0+r0)*c+h*hs+jp*nr:]
+			// Whole panels go straight into out; a partial one through
+			// a tile.
+			dst, ldd := &o[0], 4*c
+			if cols < nr {
+				dst, ldd = &tile[0], 4*nr
 			}
-		}
-		for r := 0; r < rows; r++ {
-			copy(o[r*c:r*c+cols], tile[r*nr:r*nr+cols])
+			for pc := 0; pc < last; pc += kc {
+				var b0 *float32
+				if pc == 0 {
+					b0 = &zero[0]
+				}
+				if vp == nil {
+					im.gemm(min(kc, last-pc), &s[r0*ns+pc], 4*ns, &sq.V[pc*ld+h*hs+jp*nr], 4*ld, dst, ldd, b0)
+				} else {
+					im.gemm(min(kc, last-pc), &s[r0*ns+pc], 4*ns, &vp[(jp*nmax+pc)*nr], 4*nr, dst, ldd, b0)
+				}
+			}
+			if cols < nr {
+				for r := 0; r < mr; r++ {
+					copy(o[r*c:r*c+cols], tile[r*nr:r*nr+cols])
+				}
+			}
 		}
 	}
 }
@@ -1008,7 +1115,7 @@ func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 // weighted sets o[:hs] to the sum over p < n, in order, of a[p] * the
 // value of position p in head h.
 func (t *attTask) weighted(sq *AttentionSeq, o, a *float32, n, h int) {
-	im, hs, ld := t.im, t.hs, t.ld
+	im, hs, ld := t.im, t.hs, t.vld
 	d := 0
 	for ; d+4*im.lanes <= hs; d += 4 * im.lanes {
 		im.attnAccum4((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &sq.V[h*hs+d], 4*ld, 1)

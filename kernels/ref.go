@@ -146,18 +146,18 @@ func softmaxRowRef(out, x []float32) {
 	}
 }
 
-// attentionRowRef computes the output of head h for new position i.
-func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, ld int) {
+// attentionRowRef computes the output of head h for new position i, with
+// the keys transposed (row stride kld) and the values not (row stride vld).
+func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, kld, vld int) {
 	c := nHead * hs
 	qi := q[i*c+h*hs : i*c+(h+1)*hs]
 	n := pos + i + 1 // positions this query may see
 	scale := float32(1 / math.Sqrt(float64(hs)))
 	maxv := float32(math.Inf(-1))
 	for p := 0; p < n; p++ {
-		kp := kc[p*ld+h*hs : p*ld+(h+1)*hs]
 		var s float32
 		for d := range qi {
-			s += qi[d] * kp[d]
+			s += qi[d] * kc[(h*hs+d)*kld+p]
 		}
 		s *= scale
 		att[p] = s
@@ -174,7 +174,7 @@ func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, ld int
 	inv := 1 / sum
 	for p := 0; p < n; p++ {
 		a := att[p] * inv
-		vp := vc[p*ld+h*hs : p*ld+(h+1)*hs]
+		vp := vc[p*vld+h*hs : p*vld+(h+1)*hs]
 		for d := range o {
 			o[d] += a * vp[d]
 		}

@@ -207,4 +207,50 @@ func TestForwardRejectsBadInput(t *testing.T) {
 	if _, err := m.Forward([]model.Step{{Cache: c, Tokens: []int{1}}}); err == nil {
 		t.Error("full cache: no error")
 	}
+	// A cache not made for this model is refused, not indexed out of range.
+	for name, c := range map[string]*model.Cache{"nil cache": nil, "empty cache": {}} {
+		if _, err := m.Forward([]model.Step{{Cache: c, Tokens: []int{1}}}); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestCacheCopyFrom checks that a copied cache carries on exactly as the
+// original: what beam search and several samples of one prompt rely on.
+func TestCacheCopyFrom(t *testing.T) {
+	dir := fixture.HFDir(t)
+	exp := fixture.LoadExpected(t, dir)
+	m := load(t, dir)
+	var ids []int // the longest sequence
+	for _, seq := range exp.Sequences {
+		if len(seq.InputIDs) > len(ids) {
+			ids = seq.InputIDs
+		}
+	}
+	a := m.NewCache()
+	if _, err := m.Forward([]model.Step{{Cache: a, Tokens: ids[:len(ids)-1]}}); err != nil {
+		t.Fatal(err)
+	}
+	b := m.NewCache()
+	// b held a longer sequence before: what is past a's positions must
+	// not matter.
+	if _, err := m.Forward([]model.Step{{Cache: b, Tokens: ids[1:]}}); err != nil {
+		t.Fatal(err)
+	}
+	b.CopyFrom(a)
+	if b.Len != a.Len {
+		t.Fatalf("copy has %d positions, want %d", b.Len, a.Len)
+	}
+	last := ids[len(ids)-1:]
+	want, err := m.Forward([]model.Step{{Cache: a, Tokens: last}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Forward([]model.Step{{Cache: b, Tokens: last}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got[0], want[0]) {
+		t.Error("decoding from the copied cache differs from the original")
+	}
 }

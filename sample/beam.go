@@ -145,7 +145,7 @@ func beamSearch(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, p
 			} else {
 				h.cache = m.NewCache()
 			}
-			copyCache(h.cache, live[h.parent].cache, cfg.NEmbd)
+			h.cache.CopyFrom(live[h.parent].cache)
 		}
 
 		steps := make([]model.Step, len(next))

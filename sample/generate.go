@@ -63,10 +63,9 @@ func Generate(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, pro
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	width := m.Config.NEmbd
 	for i, s := range seqs {
 		if i > 0 {
-			copyCache(s.cache, seqs[0].cache, width)
+			s.cache.CopyFrom(seqs[0].cache)
 		}
 		if _, text, _ := s.Accept(logits[0]); text != "" {
 			if err := emit(i, text); err != nil {
@@ -112,15 +111,4 @@ func Generate(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, pro
 		results[i] = s.Result()
 	}
 	return results, nil
-}
-
-// copyCache makes dst hold the same positions as src, for a model of the
-// given width (n_embd).
-func copyCache(dst, src *model.Cache, width int) {
-	n := src.Len * width
-	for l := range src.K {
-		copy(dst.K[l][:n], src.K[l][:n])
-		copy(dst.V[l][:n], src.V[l][:n])
-	}
-	dst.Len = src.Len
 }

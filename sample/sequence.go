@@ -147,7 +147,7 @@ func NewSequence(m *model.Model, tok *tokenizer.Tokenizer, cache *model.Cache, p
 	if cache == nil {
 		cache = m.NewCache()
 	} else {
-		if len(cache.K) != cfg.NLayer || len(cache.V) != cfg.NLayer || len(cache.K[0]) != cfg.NCtx*cfg.NEmbd {
+		if !m.Fits(cache) {
 			return nil, fmt.Errorf("sample: the cache given does not fit the model")
 		}
 		cache.Reset()

@@ -180,7 +180,7 @@ const q8TileMX = 3
 
 // reduce sums the lanes of vector register acc into lane 0 of X(acc), by a
 // fixed tree, using register tmp. Every kernel that promises the lane-dot
-// order (dot, dotTile, scoreKeys, sums) reduces with this sequence.
+// order (dot, dotTile, sums) reduces with this sequence.
 func reduce(s isa, acc, tmp int) {
 	reduceOp(s, acc, tmp, "VADDPS", "VADDSS")
 }
