@@ -268,8 +268,8 @@ func TestAttentionFiniteDiff(t *testing.T) {
 			copy(q[i*c:(i+1)*c], qkv[(bi*T+i)*3*c:])
 		}
 		inf := make([]float32, T*c)
-		kc := transposedKeys(qkv[bi*T*3*c+c:], T, c, 3*c, T)
-		Attention(inf, q, kc, qkv[bi*T*3*c+2*c:], T, 0, nHead, hs, T, 3*c)
+		kc := keyCache(qkv[bi*T*3*c+c:], T, c, 3*c)
+		Attention(inf, q, kc, qkv[bi*T*3*c+2*c:], T, 0, nHead, hs, 3*c)
 		for i := range inf {
 			if d := math.Abs(float64(inf[i] - out[bi*T*c+i])); d > 1e-6 {
 				t.Fatalf("seq %d: AttentionForward %g, Attention %g", bi, out[bi*T*c+i], inf[i])

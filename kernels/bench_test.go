@@ -98,30 +98,26 @@ func BenchmarkMatMulTPrefill(b *testing.B) {
 	gflops(b, 2*float64(n*k*m))
 }
 
-// The attention benchmarks' keys are in rows of 1040 positions, as
-// model.Cache pads GPT-2's 1024.
-const benchKeyStride = 1040
-
 func BenchmarkAttentionPrefill(b *testing.B) {
-	const t, nHead, hs, kld = 512, 12, 64, benchKeyStride
+	const t, nHead, hs = 512, 12, 64
 	c := nHead * hs
 	r := rand.New(rand.NewPCG(3, 3))
-	kc, vc, q := uniform(r, c*kld, 1), uniform(r, t*c, 1), uniform(r, t*c, 1)
+	kc, vc, q := uniform(r, KeyCacheLen(t, c), 1), uniform(r, t*c, 1), uniform(r, t*c, 1)
 	out := make([]float32, t*c)
 	for b.Loop() {
-		Attention(out, q, kc, vc, t, 0, nHead, hs, kld, c)
+		Attention(out, q, kc, vc, t, 0, nHead, hs, c)
 	}
 	gflops(b, 2*2*float64(t*(t+1)/2*c))
 }
 
 func BenchmarkAttentionDecode(b *testing.B) {
-	const pos, nHead, hs, kld = 512, 12, 64, benchKeyStride
+	const pos, nHead, hs = 512, 12, 64
 	c := nHead * hs
 	r := rand.New(rand.NewPCG(3, 3))
-	kc, vc, q := uniform(r, c*kld, 1), uniform(r, (pos+1)*c, 1), uniform(r, c, 1)
+	kc, vc, q := uniform(r, KeyCacheLen(pos+1, c), 1), uniform(r, (pos+1)*c, 1), uniform(r, c, 1)
 	out := make([]float32, c)
 	for b.Loop() {
-		Attention(out, q, kc, vc, 1, pos, nHead, hs, kld, c)
+		Attention(out, q, kc, vc, 1, pos, nHead, hs, c)
 	}
 }
 

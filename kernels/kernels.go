@@ -810,25 +810,25 @@ func scaleBy(im *impl, x []float32, a float32) {
 
 // Attention computes causal multi-head attention for t new positions of one
 // sequence. q holds the new queries [t, nHead*hs]. kc holds the keys of
-// positions 0..pos+t-1 transposed, a row of kld positions per channel:
-// channel j of position p is kc[j*kld+p] (StoreKeys writes them so). vc
-// holds the values, one row of stride vld per position. The new positions
-// are pos..pos+t-1. out receives [t, nHead*hs].
+// positions 0..pos+t-1 in blocks of KeyBlock positions, each block
+// transposed, a row of positions per channel (StoreKeys writes them so;
+// see KeyCacheLen). vc holds the values, one row of stride ld per
+// position. The new positions are pos..pos+t-1. out receives [t, nHead*hs].
 //
 // The work is split by head and block of positions; for each it is fused:
 // the scores of the block against every key it may see (the GEMM
-// micro-kernel, reading the transposed keys as a matrix), each row's
-// softmax in place, and the probabilities times the values (the GEMM
+// micro-kernel, reading a block of keys as a panel of a matrix), each
+// row's softmax in place, and the weights times the values (the GEMM
 // micro-kernel again), all in one scratch buffer. What a position gets
 // does not depend on how many others come with it: each score and each
 // output is the same ordered chain of multiply-adds, whether the block is
 // full or the position alone.
-func Attention(out, q, kc, vc []float32, t, pos, nHead, hs, kld, vld int) {
+func Attention(out, q, kc, vc []float32, t, pos, nHead, hs, ld int) {
 	at := attTasks.get()
 	// The task holds the one sequence itself: a slice literal here would
 	// be an allocation per call.
 	at.one[0] = AttentionSeq{Out: out, Q: q, K: kc, V: vc, T: t, Pos: pos}
-	at.attend(at.one[:], nHead, hs, kld, vld)
+	at.attend(at.one[:], nHead, hs, ld)
 	attTasks.put(at)
 }
 
@@ -844,44 +844,56 @@ type AttentionSeq struct {
 // the threads share out every sequence's heads at once rather than each
 // sequence's few in turn: what a decoding step of many sequences needs.
 // Each sequence's outputs are the bits Attention gives it alone.
-func AttentionBatch(seqs []AttentionSeq, nHead, hs, kld, vld int) {
+func AttentionBatch(seqs []AttentionSeq, nHead, hs, ld int) {
 	at := attTasks.get()
-	at.attend(seqs, nHead, hs, kld, vld)
+	at.attend(seqs, nHead, hs, ld)
 	attTasks.put(at)
 }
 
+// KeyBlock is how many positions a block of the key cache holds. A block
+// of c channels is [c, KeyBlock]: channel j of position p is at
+// (p/KeyBlock)*c*KeyBlock + j*KeyBlock + p%KeyBlock. A head's keys of one
+// block, a panel of the scores' product, are contiguous, and a cache
+// touches memory only as it fills.
+const KeyBlock = 64
+
+// KeyCacheLen is the length of a key cache for n positions of c channels:
+// whole blocks.
+func KeyCacheLen(n, c int) int {
+	return (n + KeyBlock - 1) / KeyBlock * KeyBlock * c
+}
+
 // StoreKeys writes the keys of n positions from pos on, row i at
-// keys[i*ld:i*ld+c], into the transposed key cache kc of Attention (row
-// stride kld). It goes a block of positions and channels at a time, so
-// that each row of kc it touches takes whole cache lines.
-func StoreKeys(kc []float32, kld, pos int, keys []float32, n, c, ld int) {
+// keys[i*ld:i*ld+c], into the key cache kc of Attention. It goes 16
+// positions and channels at a time, so that each row of a block it
+// touches takes a whole cache line.
+func StoreKeys(kc []float32, pos int, keys []float32, n, c, ld int) {
 	if n <= 0 || c <= 0 {
 		return
 	}
-	if pos+n > kld {
-		panic(fmt.Sprintf("kernels: StoreKeys of positions %d..%d in rows of %d", pos, pos+n-1, kld))
-	}
 	_ = keys[(n-1)*ld+c-1]
-	_ = kc[(c-1)*kld+pos+n-1]
-	const block = 16
-	for i0 := 0; i0 < n; i0 += block {
-		i1 := min(i0+block, n)
-		for j0 := 0; j0 < c; j0 += block {
-			j1 := min(j0+block, c)
-			for j := j0; j < j1; j++ {
-				row := kc[j*kld+pos:]
-				for i := i0; i < i1; i++ {
-					row[i] = keys[i*ld+j]
+	_ = kc[KeyCacheLen(pos+n, c)-1]
+	const step = 16
+	for i0 := 0; i0 < n; {
+		blk, col := (pos+i0)/KeyBlock, (pos+i0)%KeyBlock
+		i1 := min(n, i0+step, i0+KeyBlock-col) // within one block
+		base := kc[blk*c*KeyBlock+col:]
+		for j0 := 0; j0 < c; j0 += step {
+			for j := j0; j < min(j0+step, c); j++ {
+				row := base[j*KeyBlock : j*KeyBlock+i1-i0]
+				for i := range row {
+					row[i] = keys[(i0+i)*ld+j]
 				}
 			}
 		}
+		i0 = i1
 	}
 }
 
-func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, kld, vld int) {
+func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, ld int) {
 	c := nHead * hs
 	im := active()
-	at.im, at.seqs, at.nHead, at.hs, at.kld, at.vld, at.qb = im, seqs, nHead, hs, kld, vld, 0
+	at.im, at.seqs, at.nHead, at.hs, at.ld, at.qb = im, seqs, nHead, hs, ld, 0
 	if im.simd && hs%im.lanes == 0 {
 		at.qb = attTiles * im.gemmMR
 	}
@@ -890,13 +902,10 @@ func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, kld, vld int) {
 		if sq.T <= 0 {
 			continue
 		}
-		if sq.Pos+sq.T > kld {
-			panic(fmt.Sprintf("kernels: attention over %d positions with keys in rows of %d", sq.Pos+sq.T, kld))
-		}
 		_ = sq.Out[sq.T*c-1]
 		_ = sq.Q[sq.T*c-1]
-		_ = sq.K[(c-1)*kld+sq.Pos+sq.T-1]
-		_ = sq.V[(sq.Pos+sq.T-1)*vld+c-1]
+		_ = sq.K[KeyCacheLen(sq.Pos+sq.T, c)-1]
+		_ = sq.V[(sq.Pos+sq.T-1)*ld+c-1]
 		units += at.units(sq)
 		work += sq.T * nHead * (sq.Pos + sq.T) * hs * 2
 	}
@@ -911,11 +920,11 @@ type attTask struct {
 	seqs      []AttentionSeq
 	one       [1]AttentionSeq // Attention's one sequence
 	nHead, hs int
-	kld, vld  int // row strides of the keys (transposed) and the values
+	ld        int // row stride of the values
 	qb        int // SIMD: positions per block
 }
 
-type attBuf struct{ s, q, v, kp, tile, zero, inv []float32 }
+type attBuf struct{ s, q, v, tile, zero, inv []float32 }
 
 var (
 	attTasks   taskPool[attTask]
@@ -950,7 +959,7 @@ func (t *attTask) run(lo, hi int) {
 		sq, v := &t.seqs[i], u-first
 		if t.qb == 0 {
 			att := grow(&buf.s, sq.Pos+sq.T)
-			attentionRowRef(sq.Out, sq.Q, sq.K, sq.V, att, v/t.nHead, v%t.nHead, sq.Pos, t.nHead, t.hs, t.kld, t.vld)
+			attentionRowRef(sq.Out, sq.Q, sq.K, sq.V, att, v/t.nHead, v%t.nHead, sq.Pos, t.nHead, t.hs, t.ld)
 			continue
 		}
 		blocks := (sq.T + t.qb - 1) / t.qb
@@ -966,7 +975,7 @@ const attTiles = 8
 
 // block computes head h for the new positions i0..i1-1 of block b.
 func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
-	im, hs, c, kld := t.im, t.hs, t.nHead*t.hs, t.kld
+	im, hs, c := t.im, t.hs, t.nHead*t.hs
 	mr, nr := im.gemmMR, im.gemmNR
 	i0 := b * t.qb
 	i1 := min(i0+t.qb, sq.T)
@@ -976,7 +985,6 @@ func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 	seen := func(r int) int { return sq.Pos + i0 + r + 1 } // keys row r sees
 	ns := (nmax + nr - 1) / nr * nr                        // row stride of the scores
 	s := grow(&buf.s, t.qb*ns)
-	kh := sq.K[h*hs*kld:] // the head's channels, a row of positions each
 	zero := grow(&buf.zero, nr)
 	clear(zero)
 	// The block's queries of head h, scaled by 1/sqrt(hs) here rather than
@@ -990,39 +998,31 @@ func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 		}
 	}
 
+	// keys returns the head's panel of keys from position j0 (a multiple
+	// of nr, which divides KeyBlock): hs rows of KeyBlock floats.
+	keys := func(j0 int) unsafe.Pointer {
+		return unsafe.Pointer(&sq.K[j0/KeyBlock*c*KeyBlock+h*hs*KeyBlock+j0%KeyBlock])
+	}
+
 	// Scores, row r at s[r*ns:]: for each key p, the chain over the head's
 	// channels d, in order, of q[d] * k[d][p], from zero. Panels of keys go
 	// through the GEMM micro-kernel a tile of rows at a time, as far as the
-	// tile's last row sees (its other rows' scores past their own keys are
-	// computed and unused), the last panel from a zero-padded copy; the
-	// rows after the tiles go through the matrix-vector kernel, which
-	// computes the same chain.
-	jf := nmax - nmax%nr
-	var kp []float32
-	if jf < nmax && tiles > 0 {
-		kp = grow(&buf.kp, hs*nr)
-		for d := 0; d < hs; d++ {
-			n := copy(kp[d*nr:(d+1)*nr], kh[d*kld+jf:d*kld+nmax])
-			clear(kp[d*nr+n : (d+1)*nr])
-		}
-	}
+	// tile's last row sees: its other rows' scores past their own keys,
+	// and the last panel's columns past the last key (in the cache's last
+	// block, unfilled), are computed and unused. The rows after the tiles
+	// go through the matrix-vector kernel, a block of keys at a time,
+	// which computes the same chain.
 	for j0 := 0; j0 < nmax && tiles > 0; j0 += nr {
-		b, ldb := &kh[j0], 4*kld
-		if j0 == jf {
-			b, ldb = &kp[0], 4*nr
-		}
 		for m := tiles - 1; m >= 0 && j0 < seen(m*mr+mr-1); m-- {
 			r := m * mr
-			im.gemm(hs, &qs[r*hs], 4*hs, b, ldb, &s[r*ns+j0], 4*ns, &zero[0])
+			im.gemm(hs, &qs[r*hs], 4*hs, (*float32)(keys(j0)), 4*KeyBlock, &s[r*ns+j0], 4*ns, &zero[0])
 		}
 	}
 	for r := tiles * mr; r < rows; r++ {
-		sr := s[r*ns : r*ns+seen(r)]
-		clear(sr)
-		// gemvRows channels at a time, as MatMul's matrix-vector product
-		// reads its rows: few enough streams for the prefetchers.
-		for d := 0; d < hs; d += gemvRows {
-			im.axpy[F32](&sr[0], &qs[r*hs+d], unsafe.Pointer(&kh[d*kld]), 4*kld, min(gemvRows, hs-d), len(sr), nil, 0)
+		n := seen(r)
+		clear(s[r*ns : r*ns+n])
+		for j0 := 0; j0 < n; j0 += KeyBlock {
+			im.axpy[F32](&s[r*ns+j0], &qs[r*hs], keys(j0), 4*KeyBlock, hs, min(KeyBlock, n-j0), nil, 0)
 		}
 	}
 
@@ -1059,7 +1059,7 @@ func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 // i0, with their weights in rows of s (stride ns), by the GEMM
 // micro-kernel.
 func (t *attTask) weightedTiles(buf *attBuf, sq *AttentionSeq, h, i0, tiles int, s []float32, ns int) {
-	im, hs, c, ld := t.im, t.hs, t.nHead*t.hs, t.vld
+	im, hs, c, ld := t.im, t.hs, t.nHead*t.hs, t.ld
 	mr, nr, kc := im.gemmMR, im.gemmNR, im.gemmKC
 	nmax := sq.Pos + i0 + tiles*mr
 	zero := buf.zero
@@ -1115,7 +1115,7 @@ func (t *attTask) weightedTiles(buf *attBuf, sq *AttentionSeq, h, i0, tiles int,
 // weighted sets o[:hs] to the sum over p < n, in order, of a[p] * the
 // value of position p in head h.
 func (t *attTask) weighted(sq *AttentionSeq, o, a *float32, n, h int) {
-	im, hs, ld := t.im, t.hs, t.vld
+	im, hs, ld := t.im, t.hs, t.ld
 	d := 0
 	for ; d+4*im.lanes <= hs; d += 4 * im.lanes {
 		im.attnAccum4((*float32)(unsafe.Add(unsafe.Pointer(o), 4*d)), a, n, &sq.V[h*hs+d], 4*ld, 1)

@@ -383,26 +383,25 @@ func TestAttention(t *testing.T) {
 			ld := 3*c + 5 // a row stride wider than the heads, as in the model
 			for _, tp := range [][2]int{{1, 0}, {5, 0}, {1, 40}, {7, 33}, {70, 0}, {12, 130}} {
 				tt, pos := tp[0], tp[1]
-				kld := pos + tt + 3 // rows of keys longer than the positions filled
-				kc := transposedKeys(uniform(r, (pos+tt)*ld, 2), pos+tt, c, ld, kld)
+				kc := keyCache(uniform(r, (pos+tt)*ld, 2), pos+tt, c, ld)
 				vc := uniform(r, (pos+tt)*ld, 2)
 				q := uniform(r, tt*c, 2)
 				want := make([]float32, tt*c)
 				att := make([]float32, pos+tt)
 				for i := 0; i < tt; i++ {
 					for h := 0; h < nHead; h++ {
-						attentionRowRef(want, q, kc, vc, att, i, h, pos, nHead, hs, kld, ld)
+						attentionRowRef(want, q, kc, vc, att, i, h, pos, nHead, hs, ld)
 					}
 				}
 				got := make([]float32, tt*c)
-				Attention(got, q, kc, vc, tt, pos, nHead, hs, kld, ld)
+				Attention(got, q, kc, vc, tt, pos, nHead, hs, ld)
 				what := fmt.Sprintf("Attention heads=%d hs=%d t=%d pos=%d", nHead, hs, tt, pos)
 				// Outputs are weighted means of values of size 2.
 				near(t, what, got, want, 4e-6, 0)
 				// One position at a time gives the same bits.
 				for i := 0; i < tt; i++ {
 					one := make([]float32, c)
-					Attention(one, q[i*c:], kc, vc, 1, pos+i, nHead, hs, kld, ld)
+					Attention(one, q[i*c:], kc, vc, 1, pos+i, nHead, hs, ld)
 					if !slices.Equal(one, got[i*c:(i+1)*c]) {
 						t.Fatalf("%s: position %d alone differs from the batch", what, i)
 					}
@@ -412,41 +411,36 @@ func TestAttention(t *testing.T) {
 	})
 }
 
-// transposedKeys returns the keys of n positions, row i at k[i*ld:i*ld+c],
-// in Attention's transposed layout with rows of kld positions.
-func transposedKeys(k []float32, n, c, ld, kld int) []float32 {
-	kc := make([]float32, c*kld)
-	StoreKeys(kc, kld, 0, k, n, c, ld)
+// keyCache returns the keys of n positions, row i at k[i*ld:i*ld+c], in
+// Attention's layout.
+func keyCache(k []float32, n, c, ld int) []float32 {
+	kc := make([]float32, KeyCacheLen(n, c))
+	StoreKeys(kc, 0, k, n, c, ld)
 	return kc
 }
 
 func TestStoreKeys(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
-	const c, ld, kld = 37, 41, 50
-	k := uniform(r, 45*ld, 1)
-	kc := uniform(r, c*kld, 1)
+	const c, ld = 37, 41
+	k := uniform(r, 51*ld, 1)
+	kc := uniform(r, KeyCacheLen(130, c), 1)
 	was := slices.Clone(kc)
-	// Positions 3..47 from rows 0..44, in two calls of sizes the blocks
-	// do not divide.
-	StoreKeys(kc, kld, 3, k, 19, c, ld)
-	StoreKeys(kc, kld, 22, k[19*ld:], 26, c, ld)
-	for j := 0; j < c; j++ {
-		for p := 0; p < kld; p++ {
-			want := was[j*kld+p]
-			if p >= 3 && p < 48 {
-				want = k[(p-3)*ld+j]
+	// Positions 50..100 from rows 0..50, in two calls that start and end
+	// off the 16-position steps and cross the block boundary at 64.
+	StoreKeys(kc, 50, k, 19, c, ld)
+	StoreKeys(kc, 69, k[19*ld:], 32, c, ld)
+	for p := 0; p < 2*KeyBlock; p++ {
+		for j := 0; j < c; j++ {
+			at := p/KeyBlock*c*KeyBlock + j*KeyBlock + p%KeyBlock
+			want := was[at]
+			if p >= 50 && p <= 100 {
+				want = k[(p-50)*ld+j]
 			}
-			if kc[j*kld+p] != want {
-				t.Fatalf("channel %d position %d = %g, want %g", j, p, kc[j*kld+p], want)
+			if kc[at] != want {
+				t.Fatalf("channel %d position %d = %g, want %g", j, p, kc[at], want)
 			}
 		}
 	}
-	defer func() {
-		if recover() == nil {
-			t.Error("StoreKeys past the row's end did not panic")
-		}
-	}()
-	StoreKeys(kc, kld, 45, k, 6, c, ld)
 }
 
 // TestAttentionBatch checks that sequences attended together give each
@@ -461,21 +455,21 @@ func TestAttentionBatch(t *testing.T) {
 		for _, sh := range [][2]int{{2, 32}, {3, 17}, {8, 32}} {
 			nHead, hs := sh[0], sh[1]
 			c := nHead * hs
-			ld, kld := c, 64
+			ld := c
 			var seqs []AttentionSeq
 			var want [][]float32
 			for _, tp := range [][2]int{{1, 0}, {1, 40}, {0, 3}, {7, 33}, {1, 9}, {13, 2}} {
 				tt, pos := tp[0], tp[1]
 				sq := AttentionSeq{
 					Out: make([]float32, max(tt, 1)*c), Q: uniform(r, max(tt, 1)*c, 2),
-					K: uniform(r, c*kld, 2), V: uniform(r, (pos+tt+1)*ld, 2), T: tt, Pos: pos,
+					K: uniform(r, KeyCacheLen(pos+tt+1, c), 2), V: uniform(r, (pos+tt+1)*ld, 2), T: tt, Pos: pos,
 				}
 				alone := make([]float32, len(sq.Out))
-				Attention(alone, sq.Q, sq.K, sq.V, tt, pos, nHead, hs, kld, ld)
+				Attention(alone, sq.Q, sq.K, sq.V, tt, pos, nHead, hs, ld)
 				seqs = append(seqs, sq)
 				want = append(want, alone)
 			}
-			AttentionBatch(seqs, nHead, hs, kld, ld)
+			AttentionBatch(seqs, nHead, hs, ld)
 			for i, sq := range seqs {
 				if !slices.Equal(sq.Out, want[i]) {
 					t.Fatalf("heads=%d hs=%d: sequence %d (t=%d pos=%d) batched differs from alone", nHead, hs, i, sq.T, sq.Pos)
@@ -552,7 +546,7 @@ func TestNoAllocs(t *testing.T) {
 			LayerNorm(x, x, g, b, 1, 256, 1e-5)
 			GELU(out, out)
 			Add(x, x, att)
-			Attention(att, x, kc, kc, 1, 63, 4, 64, 64, 256)
+			Attention(att, x, kc, kc, 1, 63, 4, 64, 256)
 		}
 		step()
 		if a := testing.AllocsPerRun(20, step); a > 0 {
@@ -564,7 +558,7 @@ func TestNoAllocs(t *testing.T) {
 		prefill := func() {
 			MatMul(outs, xs[:8*256], 8, &w, nil)
 			MatMulT(xs[:8*256], outs, 8, &w)
-			Attention(outs[:8*256], xs[:8*256], kc, kc, 8, 40, 4, 64, 64, 256)
+			Attention(outs[:8*256], xs[:8*256], kc, kc, 8, 40, 4, 64, 256)
 		}
 		prefill()
 		if a := testing.AllocsPerRun(10, prefill); a > 0 {

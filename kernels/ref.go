@@ -147,8 +147,8 @@ func softmaxRowRef(out, x []float32) {
 }
 
 // attentionRowRef computes the output of head h for new position i, with
-// the keys transposed (row stride kld) and the values not (row stride vld).
-func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, kld, vld int) {
+// the keys in Attention's blocks and the values in rows of stride ld.
+func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, ld int) {
 	c := nHead * hs
 	qi := q[i*c+h*hs : i*c+(h+1)*hs]
 	n := pos + i + 1 // positions this query may see
@@ -157,7 +157,7 @@ func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, kld, v
 	for p := 0; p < n; p++ {
 		var s float32
 		for d := range qi {
-			s += qi[d] * kc[(h*hs+d)*kld+p]
+			s += qi[d] * kc[p/KeyBlock*c*KeyBlock+(h*hs+d)*KeyBlock+p%KeyBlock]
 		}
 		s *= scale
 		att[p] = s
@@ -174,7 +174,7 @@ func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, kld, v
 	inv := 1 / sum
 	for p := 0; p < n; p++ {
 		a := att[p] * inv
-		vp := vc[p*vld+h*hs : p*vld+(h+1)*hs]
+		vp := vc[p*ld+h*hs : p*ld+(h+1)*hs]
 		for d := range o {
 			o[d] += a * vp[d]
 		}

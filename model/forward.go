@@ -9,41 +9,35 @@ import (
 
 // Cache holds the keys and values of the positions a sequence has seen, so
 // that each new token costs one position of work. It is allocated once, at
-// the model's full context.
-//
-// The keys are stored transposed, a row of positions per channel, so that
-// a block of queries' scores against them is a matrix product read along
-// rows (see kernels.Attention); the values one row per position.
+// the model's full context; pages are touched as positions fill.
 type Cache struct {
-	K, V    [][]float32 // per layer: K [C, KStride], V [n_ctx, C]
-	KStride int         // positions per row of K: n_ctx, padded
-	Len     int         // positions filled
+	// K holds each layer's keys in blocks of kernels.KeyBlock positions,
+	// each transposed (see kernels.Attention); V each layer's values,
+	// [n_ctx, C].
+	K, V  [][]float32
+	Len   int // positions filled
+	width int // C
 }
 
 // NewCache allocates a key/value cache for one sequence.
 func (m *Model) NewCache() *Cache {
 	c := m.Config
-	kc := &Cache{K: make([][]float32, c.NLayer), V: make([][]float32, c.NLayer), KStride: keyStride(c.NCtx)}
+	kc := &Cache{K: make([][]float32, c.NLayer), V: make([][]float32, c.NLayer), width: c.NEmbd}
 	for l := range c.NLayer {
-		kc.K[l] = make([]float32, c.NEmbd*kc.KStride)
+		kc.K[l] = make([]float32, kernels.KeyCacheLen(c.NCtx, c.NEmbd))
 		kc.V[l] = make([]float32, c.NCtx*c.NEmbd)
 	}
 	return kc
 }
 
-// keyStride pads the rows of the transposed keys by one cache line, so
-// that a head's channels, read together, do not all fall in one set of
-// the cache as rows a power of two apart would.
-func keyStride(nctx int) int { return nctx + 16 }
-
 // Fits reports whether c is a cache of m's shape.
 func (m *Model) Fits(c *Cache) bool {
 	cfg := m.Config
-	if c == nil || len(c.K) != cfg.NLayer || len(c.V) != cfg.NLayer || c.KStride != keyStride(cfg.NCtx) {
+	if c == nil || len(c.K) != cfg.NLayer || len(c.V) != cfg.NLayer || c.width != cfg.NEmbd {
 		return false
 	}
 	for l := range c.K {
-		if len(c.K[l]) != cfg.NEmbd*c.KStride || len(c.V[l]) != cfg.NCtx*cfg.NEmbd {
+		if len(c.K[l]) != kernels.KeyCacheLen(cfg.NCtx, cfg.NEmbd) || len(c.V[l]) != cfg.NCtx*cfg.NEmbd {
 			return false
 		}
 	}
@@ -55,11 +49,8 @@ func (m *Model) Fits(c *Cache) bool {
 func (c *Cache) CopyFrom(src *Cache) {
 	n := src.Len
 	for l := range src.K {
-		width := len(src.K[l]) / src.KStride // C
-		for j := range width {
-			copy(c.K[l][j*c.KStride:j*c.KStride+n], src.K[l][j*src.KStride:])
-		}
-		copy(c.V[l][:n*width], src.V[l])
+		copy(c.K[l][:kernels.KeyCacheLen(n, src.width)], src.K[l])
+		copy(c.V[l][:n*src.width], src.V[l])
 	}
 	c.Len = n
 }
@@ -170,7 +161,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 		for i, s := range steps {
 			t, pos := len(s.Tokens), s.Cache.Len
 			kc, vc := s.Cache.K[l], s.Cache.V[l]
-			kernels.StoreKeys(kc, s.Cache.KStride, pos, qkv[row*3*C+C:], t, C, 3*C)
+			kernels.StoreKeys(kc, pos, qkv[row*3*C+C:], t, C, 3*C)
 			for j := range t {
 				r := qkv[(row+j)*3*C : (row+j+1)*3*C]
 				copy(vc[(pos+j)*C:(pos+j+1)*C], r[2*C:])
@@ -179,7 +170,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 			seqs[i] = kernels.AttentionSeq{Out: att[row*C : (row+t)*C], Q: tmp[row*C : (row+t)*C], K: kc, V: vc, T: t, Pos: pos}
 			row += t
 		}
-		kernels.AttentionBatch(seqs, cfg.NHead, hs, keyStride(cfg.NCtx), C)
+		kernels.AttentionBatch(seqs, cfg.NHead, hs, C)
 		kernels.Prefetch(&b.FC.W, n)
 		kernels.MatMul(tmp, att, n, &b.AttnProj.W, b.AttnProj.B)
 		kernels.Add(x, x, tmp)
