@@ -187,8 +187,8 @@ func TestRoundTrip(t *testing.T) {
 	data := encode(t, tensors, meta)
 
 	n := binary.LittleEndian.Uint64(data)
-	if (8+n)%8 != 0 {
-		t.Errorf("data buffer starts at %d, not 8-aligned", 8+n)
+	if (8+n)%DataAlign != 0 {
+		t.Errorf("data buffer starts at %d, not %d-aligned", 8+n, DataAlign)
 	}
 	var generic map[string]any
 	if err := json.Unmarshal(data[8:8+n], &generic); err != nil {
@@ -245,7 +245,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.Names()) != 0 || len(g.Metadata()) != 0 || len(empty)%8 != 0 {
+	if len(g.Names()) != 0 || len(g.Metadata()) != 0 || len(empty)%DataAlign != 0 {
 		t.Errorf("empty file: %q", empty)
 	}
 }

@@ -33,10 +33,17 @@ func F32Tensor(name string, shape []int, v []float32) Tensor {
 	return Tensor{Name: name, DType: F32, Shape: slices.Clone(shape), Data: data}
 }
 
+// DataAlign is the alignment of the data buffer in the files Write
+// makes. The format asks for 8; a cache line's 64 keep a mapped tensor
+// whose offset is a multiple of 64 (every GPT-2 weight, in every type) on
+// line boundaries, where a vector load never spans two lines: bf16 weights
+// 8 bytes off decode ~7% slower.
+const DataAlign = 64
+
 // Write writes a safetensors file holding tensors, laid out back to back
 // in the given order, and metadata (which may be nil). The header is padded
-// with spaces to a multiple of 8 bytes so that the data buffer starts
-// 8-aligned. Nothing is written if the tensors are invalid.
+// with spaces so that the data buffer starts on a multiple of DataAlign
+// bytes. Nothing is written if the tensors are invalid.
 func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	header, err := encodeHeader(tensors, metadata)
 	if err != nil {
@@ -180,7 +187,7 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) ([]byte, error) 
 		b = append(b, "]}"...)
 	}
 	b = append(b, '}')
-	for len(b)%8 != 0 {
+	for len(b)%DataAlign != 0 {
 		b = append(b, ' ')
 	}
 	if len(b)-8 > MaxHeaderSize {
