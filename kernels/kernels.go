@@ -1062,7 +1062,8 @@ func (t *attTask) weightedTiles(buf *attBuf, sq *AttentionSeq, h, i0, tiles int,
 	im, hs, c, ld := t.im, t.hs, t.nHead*t.hs, t.ld
 	mr, nr, kc := im.gemmMR, im.gemmNR, im.gemmKC
 	nmax := sq.Pos + i0 + tiles*mr
-	zero := buf.zero
+	zero := grow(&buf.zero, nr)
+	clear(zero)
 	np := (hs + nr - 1) / nr
 	// The kernel reads the values in place, a row of nr columns per
 	// position, unless the head is not a whole number of panels wide;
