@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,6 +88,22 @@ func TestBench(t *testing.T) {
 		}
 		if r["dtype"] != dt || r["threads"] != 2.0 {
 			t.Errorf("dtype %v threads %v, want %s and 2", r["dtype"], r["threads"], dt)
+		}
+		// The fractions are of the ceilings reported (the higher of the two
+		// measurements), not of the first measurement.
+		f := func(k string) float64 { v, _ := r[k].(float64); return v }
+		decodeRate := f("decode_bytes_per_token") * f("decode_tokens_per_s") / 1e9
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"prefill_peak_fraction", f("prefill_peak_fraction"), f("prefill_gflops") / f("fma_peak_gflops")},
+			{"decode_bandwidth_fraction", f("decode_bandwidth_fraction"), decodeRate / f("copy_bandwidth_gbs")},
+			{"decode_read_fraction", f("decode_read_fraction"), decodeRate / f("read_bandwidth_gbs")},
+		} {
+			if math.Abs(c.got-c.want) > 1e-9*c.want {
+				t.Errorf("%s: %s = %v, want %v from the ceilings reported", dt, c.name, c.got, c.want)
+			}
 		}
 	}
 	gpt2Fails(t, "", []string{"bench", "--dtype", "f8"}, "f8")
