@@ -55,8 +55,7 @@ var (
 func (s isa) r(i int) string { return fmt.Sprintf("%s%d", s.v, i) }
 func (s isa) vbytes() int    { return 4 * s.lanes }
 
-// y and x name the 256- and 128-bit views of vector register i.
-func y(i int) string { return fmt.Sprintf("Y%d", i) }
+// x names the 128-bit view of vector register i.
 func x(i int) string { return fmt.Sprintf("X%d", i) }
 
 // dtype is a weight storage type.
