@@ -1044,7 +1044,8 @@ func genGemm(s isa) (mr, nr int) {
 // genGemmDirect is genGemm reading B in place from the weights, of type
 // dt, converted in registers: for batches too small to pay for packing.
 // Each k step also asks for the row's next nr columns, the next panel's
-// (the caller's next call), so that they come while this panel computes.
+// (the caller's next call), so that they come while this panel computes:
+// into L2, since the weights come from memory (see genDot).
 func genGemmDirect(s isa, dt dtype) {
 	genGemmKernel(s, "gemmDirect"+dt.name+s.name, dt, true)
 }
@@ -1088,7 +1089,7 @@ func genGemmKernel(s isa, name string, dt dtype, direct bool) (mr, nr int) {
 	label("loop")
 	if direct {
 		for off := nr * dt.size; off < 2*nr*dt.size; off += 64 {
-			emit("PREFETCHT0 %d(DX)", off)
+			emit("PREFETCHT1 %d(DX)", off)
 		}
 	}
 	for v := 0; v < u; v++ {
