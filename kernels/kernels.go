@@ -863,10 +863,16 @@ func KeyCacheLen(n, c int) int {
 	return (n + KeyBlock - 1) / KeyBlock * KeyBlock * c
 }
 
+// keyIndex is where channel j of position p lies in a key cache of c
+// channels.
+func keyIndex(p, j, c int) int {
+	return p/KeyBlock*c*KeyBlock + j*KeyBlock + p%KeyBlock
+}
+
 // StoreKeys writes the keys of n positions from pos on, row i at
 // keys[i*ld:i*ld+c], into the key cache kc of Attention. It goes 16
-// positions and channels at a time, so that each row of a block it
-// touches takes a whole cache line.
+// positions at a time, so that each row of a block it touches takes a
+// whole cache line.
 func StoreKeys(kc []float32, pos int, keys []float32, n, c, ld int) {
 	if n <= 0 || c <= 0 {
 		return
@@ -875,15 +881,12 @@ func StoreKeys(kc []float32, pos int, keys []float32, n, c, ld int) {
 	_ = kc[KeyCacheLen(pos+n, c)-1]
 	const step = 16
 	for i0 := 0; i0 < n; {
-		blk, col := (pos+i0)/KeyBlock, (pos+i0)%KeyBlock
-		i1 := min(n, i0+step, i0+KeyBlock-col) // within one block
-		base := kc[blk*c*KeyBlock+col:]
-		for j0 := 0; j0 < c; j0 += step {
-			for j := j0; j < min(j0+step, c); j++ {
-				row := base[j*KeyBlock : j*KeyBlock+i1-i0]
-				for i := range row {
-					row[i] = keys[(i0+i)*ld+j]
-				}
+		i1 := min(n, i0+step, i0+KeyBlock-(pos+i0)%KeyBlock) // within one block
+		base := kc[keyIndex(pos+i0, 0, c):]
+		for j := 0; j < c; j++ {
+			row := base[j*KeyBlock : j*KeyBlock+i1-i0]
+			for i := range row {
+				row[i] = keys[(i0+i)*ld+j]
 			}
 		}
 		i0 = i1
@@ -1001,7 +1004,7 @@ func (t *attTask) block(buf *attBuf, sq *AttentionSeq, h, b int) {
 	// keys returns the head's panel of keys from position j0 (a multiple
 	// of nr, which divides KeyBlock): hs rows of KeyBlock floats.
 	keys := func(j0 int) unsafe.Pointer {
-		return unsafe.Pointer(&sq.K[j0/KeyBlock*c*KeyBlock+h*hs*KeyBlock+j0%KeyBlock])
+		return unsafe.Pointer(&sq.K[keyIndex(j0, h*hs, c)])
 	}
 
 	// Scores, row r at s[r*ns:]: for each key p, the chain over the head's

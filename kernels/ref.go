@@ -157,7 +157,7 @@ func attentionRowRef(out, q, kc, vc, att []float32, i, h, pos, nHead, hs, ld int
 	for p := 0; p < n; p++ {
 		var s float32
 		for d := range qi {
-			s += qi[d] * kc[p/KeyBlock*c*KeyBlock+(h*hs+d)*KeyBlock+p%KeyBlock]
+			s += qi[d] * kc[keyIndex(p, h*hs+d, c)]
 		}
 		s *= scale
 		att[p] = s
