@@ -121,6 +121,26 @@ func BenchmarkAttentionDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkStoreQKV splits a 512-token prompt's fused projection into
+// queries and the caches, on one thread and on all; it reports the bytes
+// moved (read plus written) per second.
+func BenchmarkStoreQKV(b *testing.B) {
+	defer SetThreads(0)
+	const n, c = 512, 768
+	r := rand.New(rand.NewPCG(3, 3))
+	qkv := uniform(r, n*3*c, 1)
+	q, kc, vc := make([]float32, n*c), make([]float32, KeyCacheLen(n, c)), make([]float32, n*c)
+	for _, threads := range []int{1, 0} {
+		SetThreads(threads)
+		b.Run(fmt.Sprintf("threads=%d", Threads()), func(b *testing.B) {
+			b.SetBytes(2 * 4 * n * 3 * c)
+			for b.Loop() {
+				StoreQKV(q, kc, vc, 0, qkv, n, c)
+			}
+		})
+	}
+}
+
 func BenchmarkLayerNorm(b *testing.B) {
 	const n, c = 512, 768
 	r := rand.New(rand.NewPCG(4, 4))

@@ -893,6 +893,47 @@ func StoreKeys(kc []float32, pos int, keys []float32, n, c, ld int) {
 	}
 }
 
+// StoreQKV distributes n rows of an attention layer's fused projection
+// qkv ([n, 3c]: queries, keys, values) for positions pos on: the queries,
+// packed, to q [n, c], the keys to the key cache kc (StoreKeys' layout)
+// and the values to rows pos.. of the value cache vc ([*, c]). It splits
+// the positions across threads, at multiples of 16 positions, so that no
+// cache line of kc is written by two; a prompt's copy is megabytes that
+// one thread would move while the others wait.
+func StoreQKV(q, kc, vc []float32, pos int, qkv []float32, n, c int) {
+	if n <= 0 || c <= 0 {
+		return
+	}
+	_ = qkv[n*3*c-1]
+	_ = q[n*c-1]
+	_ = vc[(pos+n)*c-1]
+	_ = kc[KeyCacheLen(pos+n, c)-1]
+	t := qkvTasks.get()
+	// Index u of the split is position pos-pos%16+u, so that pieces, whole
+	// multiples of 16 in u, start on multiples of 16 in position.
+	*t = qkvTask{q: q, kc: kc, vc: vc, qkv: qkv, pos: pos, skip: pos % 16, c: c}
+	parallel(t.skip+n, grain(16, 3*c), t)
+	qkvTasks.put(t)
+}
+
+type qkvTask struct {
+	q, kc, vc, qkv []float32
+	pos, skip, c   int
+}
+
+var qkvTasks taskPool[qkvTask]
+
+func (t *qkvTask) run(lo, hi int) {
+	c := t.c
+	lo, hi = max(lo-t.skip, 0), hi-t.skip
+	StoreKeys(t.kc, t.pos+lo, t.qkv[lo*3*c+c:], hi-lo, c, 3*c)
+	for i := lo; i < hi; i++ {
+		r := t.qkv[i*3*c : (i+1)*3*c]
+		copy(t.q[i*c:(i+1)*c], r[:c])
+		copy(t.vc[(t.pos+i)*c:(t.pos+i+1)*c], r[2*c:])
+	}
+}
+
 func (at *attTask) attend(seqs []AttentionSeq, nHead, hs, ld int) {
 	c := nHead * hs
 	im := active()

@@ -443,6 +443,43 @@ func TestStoreKeys(t *testing.T) {
 	}
 }
 
+// TestStoreQKV checks the split of a fused projection into queries, key
+// cache and value cache, on one thread and split across four, for a run
+// of positions that starts and ends off the 16-position steps.
+func TestStoreQKV(t *testing.T) {
+	defer SetThreads(0)
+	defer func(w int) { minWork = w }(minWork)
+	minWork = 1
+	r := rand.New(rand.NewPCG(29, 30))
+	const c, pos, n = 24, 37, 70
+	qkv := uniform(r, n*3*c, 1)
+	for _, threads := range []int{1, 4} {
+		SetThreads(threads)
+		q := make([]float32, n*c)
+		kc := uniform(r, KeyCacheLen(pos+n, c), 1)
+		vc := uniform(r, (pos+n)*c, 1)
+		wantK, wantV := slices.Clone(kc), slices.Clone(vc)
+		for i := range n {
+			for j := range c {
+				wantK[keyIndex(pos+i, j, c)] = qkv[i*3*c+c+j]
+				wantV[(pos+i)*c+j] = qkv[i*3*c+2*c+j]
+			}
+		}
+		StoreQKV(q, kc, vc, pos, qkv, n, c)
+		for i := range n {
+			if !slices.Equal(q[i*c:(i+1)*c], qkv[i*3*c:i*3*c+c]) {
+				t.Fatalf("%d threads: queries of row %d differ", threads, i)
+			}
+		}
+		if !slices.Equal(kc, wantK) {
+			t.Errorf("%d threads: key cache differs", threads)
+		}
+		if !slices.Equal(vc, wantV) {
+			t.Errorf("%d threads: value cache differs", threads)
+		}
+	}
+}
+
 // TestAttentionBatch checks that sequences attended together give each
 // the bits it gets alone.
 func TestAttentionBatch(t *testing.T) {

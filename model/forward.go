@@ -161,12 +161,7 @@ func (m *Model) ForwardInto(buf []float32, steps []Step) ([][]float32, error) {
 		for i, s := range steps {
 			t, pos := len(s.Tokens), s.Cache.Len
 			kc, vc := s.Cache.K[l], s.Cache.V[l]
-			kernels.StoreKeys(kc, pos, qkv[row*3*C+C:], t, C, 3*C)
-			for j := range t {
-				r := qkv[(row+j)*3*C : (row+j+1)*3*C]
-				copy(vc[(pos+j)*C:(pos+j+1)*C], r[2*C:])
-				copy(tmp[(row+j)*C:(row+j+1)*C], r[:C]) // queries, packed
-			}
+			kernels.StoreQKV(tmp[row*C:], kc, vc, pos, qkv[row*3*C:], t, C)
 			seqs[i] = kernels.AttentionSeq{Out: att[row*C : (row+t)*C], Q: tmp[row*C : (row+t)*C], K: kc, V: vc, T: t, Pos: pos}
 			row += t
 		}
