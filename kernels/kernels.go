@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -869,6 +870,10 @@ func keyIndex(p, j, c int) int {
 	return p/KeyBlock*c*KeyBlock + j*KeyBlock + p%KeyBlock
 }
 
+// touched keeps StoreKeys' reads ahead of its stores from being dropped
+// as dead (atomic: threads store keys at once).
+var touched atomic.Uint32
+
 // StoreKeys writes the keys of n positions from pos on, row i at
 // keys[i*ld:i*ld+c], into the key cache kc of Attention. It goes 16
 // positions at a time, so that each row of a block it touches takes a
@@ -883,6 +888,19 @@ func StoreKeys(kc []float32, pos int, keys []float32, n, c, ld int) {
 	for i0 := 0; i0 < n; {
 		i1 := min(n, i0+step, i0+KeyBlock-(pos+i0)%KeyBlock) // within one block
 		base := kc[keyIndex(pos+i0, 0, c):]
+		if i1-i0 < step {
+			// A decoding step writes one float to each of c lines, which
+			// reading the weights has pushed out of the caches since the
+			// last token. Stores that miss drain one by one; loads do not
+			// wait on each other, so reading the lines first brings them
+			// in together: 20 us -> a few per layer here, q8_0 decoding
+			// 12% faster (f32 2%).
+			var sum float32
+			for j := 0; j < c; j++ {
+				sum += base[j*KeyBlock]
+			}
+			touched.Store(math.Float32bits(sum))
+		}
 		for j := 0; j < c; j++ {
 			row := base[j*KeyBlock : j*KeyBlock+i1-i0]
 			for i := range row {
