@@ -15,9 +15,9 @@ const copyBufBytes = 1 << 30
 
 // MeasureCopyBandwidth returns memory copy bandwidth in GB/s (1e9 bytes),
 // counting bytes read plus bytes written, with Threads() threads each
-// copying its share of a 1 GiB buffer into another with a vector loop and
-// non-temporal stores. It warms up once and returns the median of five
-// passes. It allocates 2 GiB while it runs.
+// copying its share of a 1 GiB buffer into another with a vector loop that
+// fetches 4 KiB ahead into L2 and stores non-temporally. It warms up once
+// and returns the median of five passes. It allocates 2 GiB while it runs.
 func MeasureCopyBandwidth() float64 { return MeasureCopyBandwidthSize(copyBufBytes) }
 
 // MeasureCopyBandwidthSize is MeasureCopyBandwidth with buffers of size
@@ -28,10 +28,10 @@ func MeasureCopyBandwidthSize(size int) float64 {
 
 // MeasureReadBandwidth returns memory read bandwidth in GB/s, with
 // Threads() threads each summing its share of a 1 GiB buffer with a vector
-// loop (plain loads: what the hardware prefetchers deliver). It warms up
-// once and returns the median of five passes. Where the copy moves data
-// without waiting for it (streaming stores), a read waits on every line, so
-// on some machines a thread reads much less than half of what it copies.
+// loop that fetches ahead as the copy's does. It warms up once and returns
+// the median of five passes. Where the copy moves data without waiting
+// for it (streaming stores), a read waits on every line, so on some
+// machines a thread reads much less than half of what it copies.
 func MeasureReadBandwidth() float64 { return MeasureReadBandwidthSize(copyBufBytes) }
 
 // MeasureReadBandwidthSize is MeasureReadBandwidth with a buffer of size

@@ -59,9 +59,10 @@ func newBenchCmd() *cobra.Command {
 
   copy bandwidth   memory copy, GB/s of bytes read plus written, 1 GiB buffers
                    (far past the caches), vector loop with streaming stores
-  read bandwidth   memory read, GB/s, summing a 1 GiB buffer with a vector
-                   loop: a read waits for its data where a streaming store
-                   does not, so this is often well under the copy's figure
+                   that fetches 4 KiB ahead into L2
+  read bandwidth   memory read, GB/s, summing a 1 GiB buffer with the same
+                   loop's loads: a read waits for its data where a streaming
+                   store does not, so this is often well under the copy's
   FMA peak         float32 fused multiply-add GFLOP/s, independent chains
   load             time of model.Load (the weights are mapped, not read)
   prefill          tokens/s for one --prompt-token prompt (default 512), the

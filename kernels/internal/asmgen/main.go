@@ -1655,6 +1655,20 @@ func genAttnAccum(s isa, u int) {
 // ---------------------------------------------------------------------------
 // Machine ceilings.
 
+// ceilingAhead is how far ahead of its loads the copy and read loops
+// fetch into L2: measured here, a copy that fetches 4 KiB ahead moves
+// ~18% more than one that leaves it to the hardware (44 vs 37 GB/s), a
+// read ~5% more. A ceiling is the most the machine does.
+const ceilingAhead = 4096
+
+// ahead emits one PREFETCHT1 per cache line of the 4 vectors
+// ceilingAhead bytes past SI (a prefetch never faults past the end).
+func ahead(s isa) {
+	for off := 0; off < 4*s.vbytes(); off += 64 {
+		emit("PREFETCHT1 %d(SI)", ceilingAhead+off)
+	}
+}
+
 // genCopy copies n bytes (a multiple of 4 vectors; dst aligned to a vector)
 // with non-temporal stores, which bypass the caches as a large copy should.
 func genCopy(s isa) {
@@ -1665,6 +1679,7 @@ func genCopy(s isa) {
 	emit("TESTQ CX, CX")
 	emit("JE done")
 	label("loop")
+	ahead(s)
 	for v := 0; v < 4; v++ {
 		emit("VMOVUPS %d(SI), %s", v*s.vbytes(), s.r(v))
 	}
@@ -1692,6 +1707,7 @@ func genRead(s isa) {
 	emit("TESTQ CX, CX")
 	emit("JE done")
 	label("loop")
+	ahead(s)
 	for v := 0; v < 4; v++ {
 		emit("VADDPS %d(SI), %s, %s", v*s.vbytes(), s.r(v), s.r(v))
 	}
