@@ -387,12 +387,15 @@ func genAxpy(s isa, dt dtype) {
 				// 64 bytes hold 16 pairs of bf16 columns: shifted left,
 				// each pair's low (even) column is a float32; masked, its
 				// high (odd) one. Two operations per 32 weights where
-				// widening takes four: at memory speed, the f32 kernel's
-				// bytes per second, not bf16's 80% of them.
+				// widening takes four. One load feeds both (not each
+				// operation its own): every operation a cache line costs
+				// leaves fewer lines in flight, and streaming from memory
+				// the one-load form ran 2-7% faster (34 alternations).
 				if i%2 == 0 {
 					addr = fmt.Sprintf("%d(AX)", i/2*64)
-					emit("VPSLLD $16, %s, Z%d", addr, 5+i)
-					emit("VPANDD %s, Z24, Z%d", addr, 6+i)
+					emit("VMOVDQU32 %s, Z%d", addr, 6+i)
+					emit("VPSLLD $16, Z%d, Z%d", 6+i, 5+i)
+					emit("VPANDD Z%d, Z24, Z%d", 6+i, 6+i)
 				}
 				emit("VFMADD231PS Z%d, Z4, Z%d", 5+i, i)
 				continue
