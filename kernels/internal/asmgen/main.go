@@ -611,8 +611,7 @@ func genDotQ8Q8(s isa, mx int) {
 	wide := s.lanes == 16
 	if wide {
 		emit("VMOVUPS %s, Z31", c("bytes80"))
-		emit("MOVL $0xff00, BX")
-		emit("KMOVW BX, K1")
+		emit("VMOVDQU32 %s, Z30", perm("halves"))
 	} else {
 		emit("VMOVUPS %s, Y7", c("words1"))
 	}
@@ -626,7 +625,7 @@ func genDotQ8Q8(s isa, mx int) {
 	xReg := func(i int) int { return 4*mx + 8 + i }
 	xlReg := func(i int) int { return 4*mx + 8 + mx + i }
 	tmp := 4*mx + 8 + 2*mx
-	if wide && tmp+3 > 31 {
+	if wide && tmp+3 > 30 { // Z30 and Z31 hold constants
 		panic("genDotQ8Q8: out of registers")
 	}
 	wAddr := []string{"(AX)(CX*1)", "(R13)(CX*1)", "(R14)(CX*1)", "(R15)(CX*1)"}
@@ -673,8 +672,10 @@ func genDotQ8Q8(s isa, mx int) {
 			for r := 0; r < nrows; r++ {
 				w, sw := s.r(wReg(r)), s.r(swReg(r))
 				emit("VPXORD %s, Z31, %s", wAddr[r], w)
-				emit("VBROADCASTSS %s, %s", sAddr[r], sw)
-				emit("VBROADCASTSS 4%s, K1, %s", sAddr[r], sw)
+				// The row's two block scales, each over its block's 8
+				// lanes: one load and a permutation.
+				emit("VMOVQ %s, X%d", sAddr[r], swReg(r))
+				emit("VPERMD %s, Z30, %s", sw, sw)
 				for i := 0; i < mx; i++ {
 					acc, sc := s.r(tmp+(i+r)%2), s.r(tmp+2)
 					emit("VMOVDQU32 %d(SI), %s", 256*i+128, acc)
@@ -1270,8 +1271,9 @@ var consts = []struct {
 	{"hiwords", math.Float32frombits(0xffff0000)}, // the high bf16 of each pair
 }
 
-// perms are the index vectors of VPERMT2PS that take two vectors' lanes
-// apart into even and odd, and put them back together.
+// perms are index vectors: of VPERMT2PS, taking two vectors' lanes apart
+// into even and odd and putting them back together; of VPERMD, spreading
+// a q8_0 row's two block scales over the lanes of their blocks.
 var perms = []struct {
 	name string
 	idx  func(i int) int
@@ -1280,6 +1282,7 @@ var perms = []struct {
 	{"odd", func(i int) int { return 2*i + 1 }},
 	{"interlo", func(i int) int { return i/2 + 16*(i%2) }},
 	{"interhi", func(i int) int { return 8 + i/2 + 16*(i%2) }},
+	{"halves", func(i int) int { return i / 8 }},
 }
 
 func perm(name string) string {
