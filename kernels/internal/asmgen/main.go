@@ -664,10 +664,17 @@ func genDotQ8Q8(s isa, mx int) {
 		} else {
 			emit("PREFETCHT1 (BX)(CX*1)")
 		}
+		// With one row of x, registers to spare hold its corrections for
+		// the step; each row of w starts from a copy, not a load.
+		corrReg := tmp + 3
+		hoist := wide && mx == 1
 		if wide {
 			for i := 0; i < mx; i++ {
 				emit("VMOVDQU64 %d(SI), %s", 256*i, s.r(xReg(i)))
 				emit("VMOVUPS %d(SI), %s", 256*i+64, s.r(xlReg(i)))
+			}
+			if hoist {
+				emit("VMOVDQU32 128(SI), %s", s.r(corrReg))
 			}
 			for r := 0; r < nrows; r++ {
 				w, sw := s.r(wReg(r)), s.r(swReg(r))
@@ -678,7 +685,11 @@ func genDotQ8Q8(s isa, mx int) {
 				emit("VPERMD %s, Z30, %s", sw, sw)
 				for i := 0; i < mx; i++ {
 					acc, sc := s.r(tmp+(i+r)%2), s.r(tmp+2)
-					emit("VMOVDQU32 %d(SI), %s", 256*i+128, acc)
+					if hoist {
+						emit("VMOVDQA32 %s, %s", s.r(corrReg), acc)
+					} else {
+						emit("VMOVDQU32 %d(SI), %s", 256*i+128, acc)
+					}
 					emit("VPDPBUSD %s, %s, %s", s.r(xReg(i)), w, acc)
 					emit("VCVTDQ2PS %s, %s", acc, acc)
 					emit("VMULPS %s, %s, %s", s.r(xlReg(i)), sw, sc)
