@@ -617,7 +617,8 @@ func genDotQ8Q8(s isa, mx int) {
 	}
 	// AVX-512 registers: accumulators 0..4*mx-1 (row i of x, row r of w at
 	// 4i+r), then weights (4), their scales (4), x (mx), lane scales (mx),
-	// and two integer and one scale temporaries. AVX2 (mx 1): accumulators
+	// two integer and one scale temporaries, with one row of x its
+	// corrections; 30 and 31 hold constants. AVX2 (mx 1): accumulators
 	// 0..3, x 4, |x| 5, lane scales 6, ones 7, weights (then lanes) 8..11,
 	// scales 12..15.
 	wReg := func(r int) int { return 4*mx + r }
@@ -625,7 +626,10 @@ func genDotQ8Q8(s isa, mx int) {
 	xReg := func(i int) int { return 4*mx + 8 + i }
 	xlReg := func(i int) int { return 4*mx + 8 + mx + i }
 	tmp := 4*mx + 8 + 2*mx
-	if wide && tmp+3 > 30 { // Z30 and Z31 hold constants
+	// With one row of x, registers to spare hold its corrections for a
+	// step; each row of w starts from a copy, not a load.
+	corrReg, hoist := tmp+3, wide && mx == 1
+	if wide && (tmp+3 > 30 || hoist && corrReg >= 30) {
 		panic("genDotQ8Q8: out of registers")
 	}
 	wAddr := []string{"(AX)(CX*1)", "(R13)(CX*1)", "(R14)(CX*1)", "(R15)(CX*1)"}
@@ -664,10 +668,6 @@ func genDotQ8Q8(s isa, mx int) {
 		} else {
 			emit("PREFETCHT1 (BX)(CX*1)")
 		}
-		// With one row of x, registers to spare hold its corrections for
-		// the step; each row of w starts from a copy, not a load.
-		corrReg := tmp + 3
-		hoist := wide && mx == 1
 		if wide {
 			for i := 0; i < mx; i++ {
 				emit("VMOVDQU64 %d(SI), %s", 256*i, s.r(xReg(i)))
